@@ -1,0 +1,1 @@
+"""Keyturn: token authentication and session management as a GraphQL service."""

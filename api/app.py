@@ -1,0 +1,86 @@
+"""The app factory: Keyturn's Starlette app, built from explicit settings."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from tortoise.contrib.starlette import RegisterTortoise
+
+from api.clock import Clock, utc_now
+from api.db import connection, is_unavailable, tortoise_config
+from api.graphql_view import GraphQLView
+from api.runtime import Keyturn
+from api.settings import Settings
+from schema import build_schema
+
+logger = logging.getLogger("keyturn")
+
+READY_TIMEOUT = 2.0
+
+
+async def healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    try:
+        conn = connection(request.app.state.keyturn.settings.database_url)
+        await asyncio.wait_for(conn.execute_query("SELECT 1"), READY_TIMEOUT)
+    except Exception as exc:
+        if not is_unavailable(exc):
+            logger.exception("readiness check failed")
+        return JSONResponse(
+            {"status": "unavailable", "reason": "database unreachable"}, status_code=503
+        )
+    return JSONResponse({"status": "ready"})
+
+
+def create_app(settings: Settings, clock: Clock = utc_now) -> Starlette:
+    kt = Keyturn.build(settings, clock)
+    db_config = tortoise_config(settings.database_url)
+    graphql = GraphQLView(
+        build_schema(settings),
+        kt,
+        graphql_ide="graphiql" if settings.graphiql_enabled else None,
+        allow_queries_via_get=True,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with RegisterTortoise(app, config=db_config):
+            await kt.passwords.warm_up()
+            yield
+        kt.close()
+
+    middleware = []
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_credentials=True,
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type"],
+                max_age=600,
+            )
+        )
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+        ],
+        middleware=middleware,
+        lifespan=lifespan,
+    )
+    app.state.keyturn = kt
+    return app

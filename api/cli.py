@@ -1,0 +1,254 @@
+"""The `keyturn` command line: serve, migrate, manage users, prune, print the schema.
+
+Every failure an operator can cause ends in one clear line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any
+
+from pydantic import ValidationError
+from tortoise import Tortoise
+
+from api import accounts, maintenance
+from api.db import is_unavailable, tortoise_config
+from api.errors import AuthError
+from api.migrations import DatabaseUnavailable, MigrationError, migrate, pending_migrations
+from api.passwords import Passwords
+from api.settings import Settings, SettingsError, load_settings
+from models import Role
+from models import User as UserRow
+
+EXIT_USAGE = 2
+
+
+class CommandError(Exception):
+    """A failure to report as one line, without a traceback."""
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ValidationError as exc:
+        messages = [str(err.get("msg", "")).removeprefix("Value error, ") for err in exc.errors()]
+        locations = [".".join(str(p) for p in err.get("loc", ())) for err in exc.errors()]
+        lines = [
+            msg if msg.startswith("KEYTURN_") else f"KEYTURN_{loc.upper()}: {msg}"
+            for msg, loc in zip(messages, locations, strict=True)
+        ]
+        raise CommandError("; ".join(lines)) from None
+    except SettingsError as exc:
+        raise CommandError(str(exc)) from None
+
+
+@asynccontextmanager
+async def database(settings: Settings) -> AsyncIterator[None]:
+    """Connect, and insist on a migrated database."""
+    config = tortoise_config(settings.database_url)
+    try:
+        await Tortoise.init(config=config)
+        pending = await pending_migrations(settings.database_url)
+    except Exception as exc:
+        await Tortoise.close_connections()
+        if is_unavailable(exc):
+            raise CommandError(f"cannot reach the database: {_describe(exc)}") from None
+        raise
+    if pending is None:
+        await Tortoise.close_connections()
+        raise CommandError("the database is not migrated: run `keyturn migrate` first")
+    if pending:
+        await Tortoise.close_connections()
+        raise CommandError(
+            f"the database lacks migrations {', '.join(pending)}: run `keyturn migrate` first"
+        )
+    try:
+        yield
+    finally:
+        await Tortoise.close_connections()
+
+
+def _describe(exc: BaseException) -> str:
+    root = exc
+    while root.__cause__ is not None:
+        root = root.__cause__
+    return str(root) or type(root).__name__
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise CommandError("no password on standard input")
+        return password
+    if not sys.stdin.isatty():
+        raise CommandError("no terminal to ask for a password: use --password-stdin")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Password (again): ") != first:
+        raise CommandError("the passwords do not match")
+    return first
+
+
+async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
+    try:
+        applied = await migrate(settings.database_url)
+    except DatabaseUnavailable as exc:
+        raise CommandError(f"cannot reach the database: {exc}") from None
+    except MigrationError as exc:
+        raise CommandError(f"{exc} (the database was left unchanged)") from None
+    if applied:
+        for name in applied:
+            print(f"applied {name}")
+    else:
+        print("the database is up to date")
+
+
+async def cmd_users_create(settings: Settings, args: argparse.Namespace) -> None:
+    password = _read_password(args.password_stdin)
+    passwords = Passwords(concurrency=1)
+    role = Role.ADMIN if args.admin else Role.USER
+    try:
+        async with database(settings):
+            user = await accounts.create_user(
+                passwords, args.email, password, role, actor_id=None, via="cli"
+            )
+    finally:
+        passwords.close()
+    print(f"created {user.role.value} {user.email} ({user.id})")
+
+
+async def cmd_users_list(settings: Settings, args: argparse.Namespace) -> None:
+    async with database(settings):
+        users = await UserRow.all().order_by("email")
+    if not users:
+        print("no users yet: create one with `keyturn users create EMAIL --admin`")
+        return
+    print(f"{'EMAIL':40} {'ROLE':6} {'ACTIVE':6} {'VERSION':7} ID")
+    for user in users:
+        active = "yes" if user.is_active else "no"
+        print(f"{user.email:40} {user.role.value:6} {active:6} {user.token_version:<7} {user.id}")
+
+
+async def cmd_users_revoke(settings: Settings, args: argparse.Namespace) -> None:
+    async with database(settings):
+        user = await accounts.revoke_user_sessions_by_email(args.email)
+    print(f"revoked every session of {user.email} (token version now {user.token_version})")
+
+
+async def cmd_prune(settings: Settings, args: argparse.Namespace) -> None:
+    async with database(settings):
+        sessions, events = await maintenance.prune(settings)
+    print(f"deleted {sessions} dead sessions and {events} old audit events")
+
+
+async def cmd_admin_hint(settings: Settings) -> None:
+    async with database(settings):
+        has_admin = await UserRow.exists(role=Role.ADMIN, is_active=True)
+    if not has_admin:
+        print(
+            "No admin yet. Create the first one with:\n"
+            "  .venv/bin/keyturn users create admin@example.com --admin",
+            file=sys.stderr,
+        )
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    asyncio.run(_run(cmd_admin_hint, settings))
+    uvicorn.run(
+        "api.main:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        proxy_headers=False,
+        server_header=False,
+        log_level="info",
+    )
+
+
+def cmd_schema(settings: Settings | None, args: argparse.Namespace) -> None:
+    from schema import sdl
+
+    print(sdl())
+
+
+async def _run(func: Callable[..., Awaitable[None]], *args: Any) -> None:
+    await func(*args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="keyturn", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+
+    commands.add_parser("migrate", help="apply migrations to KEYTURN_DATABASE_URL")
+    commands.add_parser("prune", help="delete long-dead sessions and old audit events")
+    commands.add_parser("schema", help="print the GraphQL SDL")
+
+    users = commands.add_parser("users", help="manage users").add_subparsers(
+        dest="users_command", required=True
+    )
+    create = users.add_parser("create", help="create a user")
+    create.add_argument("email")
+    create.add_argument("--admin", action="store_true", help="make the user an admin")
+    create.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin"
+    )
+    users.add_parser("list", help="list users")
+    revoke = users.add_parser("revoke-sessions", help="end every session of a user")
+    revoke.add_argument("email")
+    return parser
+
+
+AsyncCommand = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, None]]
+ASYNC_COMMANDS: dict[tuple[str, str | None], AsyncCommand] = {
+    ("migrate", None): cmd_migrate,
+    ("prune", None): cmd_prune,
+    ("users", "create"): cmd_users_create,
+    ("users", "list"): cmd_users_list,
+    ("users", "revoke-sessions"): cmd_users_revoke,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "schema":
+            cmd_schema(None, args)
+            return 0
+        settings = _settings()
+        if args.command == "serve":
+            cmd_serve(settings, args)
+            return 0
+        handler = ASYNC_COMMANDS[(args.command, getattr(args, "users_command", None))]
+        asyncio.run(handler(settings, args))
+    except CommandError as exc:
+        print(f"keyturn: {exc}", file=sys.stderr)
+        return 1
+    except AuthError as exc:
+        field = exc.extensions.get("field")
+        print(f"keyturn: {field + ': ' if field else ''}{exc.message}", file=sys.stderr)
+        return 1
+    except SettingsError as exc:
+        print(f"keyturn: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,12 @@
+"""The ASGI entry point for uvicorn: `uvicorn --factory api.main:app_from_env`."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+
+from api.app import create_app
+from api.settings import load_settings
+
+
+def app_from_env() -> Starlette:
+    return create_app(load_settings())

@@ -1,0 +1,209 @@
+"""Applying and generating migrations.
+
+aerich writes SQL for the database it ran against, so there is one history per dialect
+(`migrations/sqlite/models`, `migrations/postgres/models`), both generated from the same models by
+`python -m api.migrations make NAME`. PostgreSQL runs each migration in a transaction. SQLite's
+`executescript` commits as it goes, so an SQLite upgrade works on a copy of the file and only
+replaces the original once every migration has been applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sqlite3
+import sys
+import tempfile
+import uuid
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+from aerich import Command
+from aerich.migrate import Migrate
+from tortoise import Tortoise
+from tortoise.exceptions import OperationalError
+
+from api.db import Dialect, dialect_of, is_unavailable, tortoise_config
+
+MIGRATIONS_ROOT = Path(__file__).resolve().parent.parent / "migrations"
+APP = "models"
+
+
+class MigrationError(Exception):
+    """A migration that could not be applied; the database was left as it was."""
+
+
+class DatabaseUnavailable(Exception):
+    pass
+
+
+def location(dialect: Dialect) -> Path:
+    return MIGRATIONS_ROOT / dialect
+
+
+def migration_files(dialect: Dialect) -> list[str]:
+    folder = location(dialect) / APP
+    files = [p.name for p in folder.glob("*.py") if p.stem.split("_", 1)[0].isdigit()]
+    return sorted(files, key=lambda name: int(name.split("_", 1)[0]))
+
+
+async def applied_migrations(dialect: Dialect) -> list[str] | None:
+    """The migrations recorded in the connected database, or None when it was never migrated."""
+    conn = Tortoise.get_connection(dialect)
+    try:
+        _, rows = await conn.execute_query("SELECT version FROM aerich WHERE app = 'models'")
+    except OperationalError as exc:
+        if is_unavailable(exc):
+            raise
+        return None
+    return [row["version"] for row in rows]
+
+
+async def pending_migrations(database_url: str) -> list[str] | None:
+    """Migrations not yet applied, on an already initialised tortoise; None if never migrated."""
+    dialect = dialect_of(database_url)
+    applied = await applied_migrations(dialect)
+    if applied is None:
+        return None
+    return [name for name in migration_files(dialect) if name not in applied]
+
+
+async def migrate(database_url: str) -> list[str]:
+    """Apply every pending migration; returns their names. Never leaves a half-migrated database."""
+    # A task of its own: tortoise keeps its state in a context variable, and aerich needs a
+    # fresh one for each run.
+    return await asyncio.create_task(_migrate(database_url))
+
+
+async def _migrate(database_url: str) -> list[str]:
+    dialect = dialect_of(database_url)
+    config = tortoise_config(database_url)
+    if dialect == "sqlite":
+        db_file = config["connections"]["sqlite"]["credentials"]["file_path"]
+        if db_file != ":memory:":
+            return await _migrate_sqlite_copy(database_url, Path(db_file))
+    return await _upgrade(config, dialect)
+
+
+async def _upgrade(config: dict[str, Any], dialect: Dialect) -> list[str]:
+    command = Command(tortoise_config=config, app=APP, location=str(location(dialect)))
+    try:
+        try:
+            await command.init()
+            applied_before = await applied_migrations(dialect) or []
+            pending = [name for name in migration_files(dialect) if name not in applied_before]
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise DatabaseUnavailable(str(exc)) from exc
+            raise
+        try:
+            return list(await command.upgrade(run_in_transaction=True))
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise DatabaseUnavailable(str(exc)) from exc
+            applied = await applied_migrations(dialect) or []
+            failed = next((name for name in pending if name not in applied), "?")
+            raise MigrationError(f"migration {failed} failed: {exc}") from exc
+    finally:
+        await Tortoise.close_connections()
+
+
+async def _migrate_sqlite_copy(database_url: str, db_file: Path) -> list[str]:
+    work_dir = Path(tempfile.mkdtemp(prefix="keyturn-migrate-", dir=db_file.parent or None))
+    work_file = work_dir / db_file.name
+    try:
+        if db_file.exists():
+            _sqlite_copy(db_file, work_file)
+        config = tortoise_config(database_url)
+        config["connections"]["sqlite"]["credentials"]["file_path"] = str(work_file)
+        applied = await _upgrade(config, "sqlite")
+        if applied:
+            _sqlite_copy(work_file, db_file)
+        return applied
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _sqlite_copy(source: Path, target: Path) -> None:
+    # The backup API copies a consistent snapshot (WAL included) and writes the target atomically.
+    src = sqlite3.connect(source)
+    dst = sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+
+
+async def models_in_sync(dialect: Dialect, database_url: str) -> str:
+    return await asyncio.create_task(_models_in_sync(dialect, database_url))
+
+
+async def _models_in_sync(dialect: Dialect, database_url: str) -> str:
+    """Compare the models with the last migration of a history; returns the missing change.
+
+    Runs aerich's diff offline on a copy of the history, so nothing in the repository changes.
+    An empty string means every model change has its migration.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copytree(location(dialect), Path(tmp) / dialect)
+        command = Command(tortoise_config(database_url), app=APP, location=str(Path(tmp) / dialect))
+        try:
+            await Migrate.init(command.tortoise_config, APP, command.location, offline=True)
+            result = await command.migrate("check", no_input=True, offline=True)
+            if not result:
+                return ""
+            return (Path(tmp) / dialect / APP / result).read_text()
+        finally:
+            await Tortoise.close_connections()
+
+
+async def make_migrations(name: str, dialect: Dialect, postgres_admin_url: str) -> None:
+    """Generate the next migration of one dialect from the current models (a developer tool).
+
+    Run once per dialect, each in its own process: aerich keeps the dialect in class state.
+    """
+    if dialect == "sqlite":
+        with tempfile.TemporaryDirectory() as tmp:
+            await _make_for(f"sqlite://{tmp}/make.sqlite3", "sqlite", name)
+        return
+    scratch = f"keyturn_make_{uuid.uuid4().hex[:8]}"
+    admin = await _pg_admin(postgres_admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{scratch}"')
+        base = postgres_admin_url.rsplit("/", 1)[0]
+        await _make_for(f"{base}/{scratch}", "postgres", name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{scratch}"')
+        await admin.close()
+
+
+async def _pg_admin(url: str) -> Any:
+    import asyncpg
+
+    return await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
+
+
+async def _make_for(url: str, dialect: Dialect, name: str) -> None:
+    folder = location(dialect)
+    command = Command(tortoise_config(url), app=APP, location=str(folder))
+    try:
+        if not migration_files(dialect):
+            await command.init_db(safe=True)
+            print(f"{dialect}: created the initial migration")
+            return
+        await command.init()
+        await command.upgrade(run_in_transaction=True)
+        created = await command.migrate(name, no_input=True)
+        print(f"{dialect}: {created or 'no changes'}")
+    finally:
+        await Tortoise.close_connections()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4 or sys.argv[1] != "make" or sys.argv[3] not in ("sqlite", "postgres"):
+        sys.exit("usage: python -m api.migrations make NAME sqlite|postgres")
+    pg_url = "postgres://postgres@127.0.0.1:5432/postgres"
+    with suppress(KeyboardInterrupt):
+        asyncio.run(make_migrations(sys.argv[2], sys.argv[3], pg_url))  # type: ignore[arg-type]

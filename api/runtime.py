@@ -1,0 +1,44 @@
+"""What the services need, built once per app from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from api.access import AccessChecker
+from api.clients import Network, parse_networks
+from api.clock import Clock, utc_now
+from api.passwords import Passwords
+from api.settings import Settings
+from api.tokens import TokenService
+
+
+@dataclass
+class Keyturn:
+    settings: Settings
+    tokens: TokenService
+    passwords: Passwords
+    access: AccessChecker
+    clock: Clock
+    trusted_proxies: tuple[Network, ...]
+
+    @classmethod
+    def build(cls, settings: Settings, clock: Clock = utc_now) -> Keyturn:
+        tokens = TokenService(
+            access_secret=settings.access_secret(),
+            refresh_secret=settings.refresh_secret(),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            access_ttl=settings.access_token_ttl,
+            refresh_ttl=settings.refresh_token_ttl,
+        )
+        return cls(
+            settings=settings,
+            tokens=tokens,
+            passwords=Passwords(concurrency=settings.password_hash_concurrency),
+            access=AccessChecker(tokens, clock, settings.revocation_cache_ttl),
+            clock=clock,
+            trusted_proxies=parse_networks(settings.trusted_proxies),
+        )
+
+    def close(self) -> None:
+        self.passwords.close()

@@ -1,0 +1,188 @@
+"""Keyturn's settings: one class, read once at start-up and passed down."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+logger = logging.getLogger("keyturn")
+
+MIN_SECRET_BYTES = 32
+DEV_SECRETS_FILE = ".keyturn-secrets"
+
+# Values that appear in tutorials and sample files; a production secret must never be one.
+SAMPLE_SECRETS = frozenset(
+    {
+        "changeme",
+        "change-me",
+        "changethis",
+        "secret",
+        "your-secret-key",
+        "your-256-bit-secret",
+        "supersecret",
+        "please-change-this-secret-key-now",
+        "x" * 32,
+        "0" * 32,
+    }
+)
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message names the variable to fix."""
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="KEYTURN_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    env: Environment = Environment.DEVELOPMENT
+    database_url: str = "sqlite://keyturn.sqlite3"
+    redis_url: str | None = None
+
+    access_token_secret: SecretStr | None = None
+    refresh_token_secret: SecretStr | None = None
+    jwt_issuer: str = "keyturn"
+    jwt_audience: str = "keyturn"
+
+    access_token_ttl: int = Field(default=900, gt=0)
+    refresh_token_ttl: int = Field(default=604800, gt=0)
+    session_max_age: int = Field(default=2592000, gt=0)
+    refresh_reuse_grace: int = Field(default=10, ge=0)
+    revocation_cache_ttl: float = Field(default=1, ge=0, le=1)
+    audit_retention: int = Field(default=365 * 86400, gt=0)
+
+    cookie_secure: bool = True
+    cookie_samesite: Literal["strict", "lax", "none"] = "strict"
+    cors_origins: Annotated[list[str], NoDecode] = []
+    registration_open: bool = False
+
+    login_max_failures_per_account: int = Field(default=10, gt=0)
+    login_max_attempts_per_ip: int = Field(default=100, gt=0)
+    register_max_per_ip: int = Field(default=20, gt=0)
+    refresh_max_per_ip: int = Field(default=600, gt=0)
+    trusted_proxies: Annotated[list[str], NoDecode] = []
+
+    graphiql: bool | None = None
+    introspection: bool | None = None
+
+    password_hash_concurrency: int = Field(default=2, gt=0)
+
+    _split_lists = field_validator("cors_origins", "trusted_proxies", mode="before")(_split_csv)
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _no_wildcard_origin(cls, origins: list[str]) -> list[str]:
+        if "*" in origins:
+            raise ValueError("KEYTURN_CORS_ORIGINS cannot be '*': list the allowed origins")
+        return [origin.rstrip("/") for origin in origins]
+
+    @model_validator(mode="after")
+    def _check_production(self) -> Settings:
+        if self.env is Environment.PRODUCTION:
+            _check_secret("KEYTURN_ACCESS_TOKEN_SECRET", self.access_token_secret)
+            _check_secret("KEYTURN_REFRESH_TOKEN_SECRET", self.refresh_token_secret)
+            if not self.cookie_secure:
+                raise SettingsError("KEYTURN_COOKIE_SECURE must be true in production")
+        if self.access_token_secret is not None and self.refresh_token_secret is not None:
+            for name, secret in (
+                ("KEYTURN_ACCESS_TOKEN_SECRET", self.access_token_secret),
+                ("KEYTURN_REFRESH_TOKEN_SECRET", self.refresh_token_secret),
+            ):
+                if len(secret.get_secret_value().encode()) < MIN_SECRET_BYTES:
+                    raise SettingsError(f"{name} must be at least {MIN_SECRET_BYTES} bytes long")
+            if self.access_token_secret == self.refresh_token_secret:
+                raise SettingsError(
+                    "KEYTURN_REFRESH_TOKEN_SECRET must differ from KEYTURN_ACCESS_TOKEN_SECRET"
+                )
+        if self.cookie_samesite == "none" and not self.cookie_secure:
+            raise SettingsError("KEYTURN_COOKIE_SAMESITE=none requires KEYTURN_COOKIE_SECURE=true")
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.env is Environment.PRODUCTION
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return self.graphiql if self.graphiql is not None else not self.is_production
+
+    @property
+    def introspection_enabled(self) -> bool:
+        return self.introspection if self.introspection is not None else not self.is_production
+
+    def access_secret(self) -> bytes:
+        return _require(self.access_token_secret, "KEYTURN_ACCESS_TOKEN_SECRET")
+
+    def refresh_secret(self) -> bytes:
+        return _require(self.refresh_token_secret, "KEYTURN_REFRESH_TOKEN_SECRET")
+
+
+def _require(secret: SecretStr | None, name: str) -> bytes:
+    if secret is None:
+        raise SettingsError(f"{name} is not set")
+    return secret.get_secret_value().encode()
+
+
+def _check_secret(name: str, secret: SecretStr | None) -> None:
+    if secret is None or not secret.get_secret_value():
+        raise SettingsError(f"{name} is required in production")
+    value = secret.get_secret_value()
+    if value.strip().lower() in SAMPLE_SECRETS or len(set(value)) < 8:
+        raise SettingsError(f"{name} is a sample or low-entropy value: generate a random one")
+    if len(value.encode()) < MIN_SECRET_BYTES:
+        raise SettingsError(f"{name} must be at least {MIN_SECRET_BYTES} bytes long")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings from the environment; in development, fill in missing secrets.
+
+    Development secrets are generated once into a git-ignored file so that tokens survive a
+    restart; production never gets here without both secrets (the validator refuses).
+    """
+    settings = Settings(**overrides)
+    if settings.is_production or (
+        settings.access_token_secret is not None and settings.refresh_token_secret is not None
+    ):
+        return settings
+    stored = _dev_secrets(Path(DEV_SECRETS_FILE))
+    return Settings(
+        **{
+            "access_token_secret": settings.access_token_secret or stored["access"],
+            "refresh_token_secret": settings.refresh_token_secret or stored["refresh"],
+            **overrides,
+        }
+    )
+
+
+def _dev_secrets(path: Path) -> dict[str, str]:
+    if path.exists():
+        stored: dict[str, str] = json.loads(path.read_text())
+        return stored
+    stored = {"access": secrets.token_urlsafe(48), "refresh": secrets.token_urlsafe(48)}
+    path.write_text(json.dumps(stored))
+    path.chmod(0o600)
+    logger.warning(
+        "development mode: generated signing secrets into %s (git ignores it); "
+        "set KEYTURN_ACCESS_TOKEN_SECRET and KEYTURN_REFRESH_TOKEN_SECRET in production",
+        path.resolve(),
+    )
+    return stored

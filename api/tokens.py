@@ -1,0 +1,225 @@
+"""Access and refresh JWTs (RFC 8725): HS256 only, a key per kind, `typ` and every claim checked.
+
+Time claims are checked here against the injected clock rather than by PyJWT, so tests can move
+time without sleeping; PyJWT still verifies the signature, `iss`, `aud` and claim presence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+
+ALGORITHM = "HS256"
+ACCESS_TYP = "at+jwt"
+REFRESH_TYP = "rt+jwt"
+MAX_TOKEN_LENGTH = 4096
+
+ACCESS_CLAIMS = ("iss", "aud", "sub", "sid", "ver", "role", "iat", "exp", "jti")
+REFRESH_CLAIMS = ("iss", "aud", "sub", "sid", "jti", "ver", "iat", "exp")
+
+
+class TokenInvalid(Exception):
+    """Not a token of the expected kind, validly signed: the reason is never shown to clients."""
+
+
+class TokenExpired(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    user_id: uuid.UUID
+    session_id: uuid.UUID
+    token_version: int
+    role: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshClaims:
+    user_id: uuid.UUID
+    session_id: uuid.UUID
+    token_id: uuid.UUID
+    token_version: int
+    issued_at: datetime
+    expires_at: datetime
+
+
+def _key_id(prefix: str, secret: bytes) -> str:
+    return f"{prefix}-{hashlib.sha256(secret).hexdigest()[:12]}"
+
+
+def _timestamp(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def _from_timestamp(value: int) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+class _Signer:
+    def __init__(
+        self,
+        secret: bytes,
+        typ: str,
+        claims: tuple[str, ...],
+        kid_prefix: str,
+        issuer: str,
+        audience: str,
+    ) -> None:
+        self._secret = secret
+        self._typ = typ
+        self._kid = _key_id(kid_prefix, secret)
+        self._issuer = issuer
+        self._audience = audience
+        self._jwt = jwt.PyJWT(
+            options={
+                "require": list(claims),
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+                "strict_aud": True,
+                "enforce_minimum_key_length": True,
+            }
+        )
+
+    def encode(self, claims: dict[str, Any]) -> str:
+        payload = {"iss": self._issuer, "aud": self._audience, **claims}
+        return self._jwt.encode(
+            payload, self._secret, algorithm=ALGORITHM, headers={"typ": self._typ, "kid": self._kid}
+        )
+
+    def decode(self, token: str, now: datetime) -> dict[str, Any]:
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            raise TokenInvalid("length")
+        try:
+            decoded = self._jwt.decode_complete(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                issuer=self._issuer,
+                audience=self._audience,
+            )
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
+            raise TokenInvalid(type(exc).__name__) from exc
+        header, payload = decoded["header"], decoded["payload"]
+        if header.get("typ") != self._typ or header.get("kid") != self._kid:
+            raise TokenInvalid("header")
+        exp, iat = payload["exp"], payload["iat"]
+        if type(exp) is not int or type(iat) is not int or iat >= exp:
+            raise TokenInvalid("times")
+        if _timestamp(now) >= exp:
+            raise TokenExpired
+        claims: dict[str, Any] = payload
+        return claims
+
+
+class TokenService:
+    def __init__(
+        self,
+        *,
+        access_secret: bytes,
+        refresh_secret: bytes,
+        issuer: str,
+        audience: str,
+        access_ttl: int,
+        refresh_ttl: int,
+    ) -> None:
+        if access_secret == refresh_secret:
+            raise ValueError("access and refresh tokens need different secrets")
+        self.access_ttl = timedelta(seconds=access_ttl)
+        self.refresh_ttl = timedelta(seconds=refresh_ttl)
+        self._access = _Signer(access_secret, ACCESS_TYP, ACCESS_CLAIMS, "at", issuer, audience)
+        self._refresh = _Signer(refresh_secret, REFRESH_TYP, REFRESH_CLAIMS, "rt", issuer, audience)
+
+    def issue_access(
+        self,
+        *,
+        user_id: uuid.UUID,
+        session_id: uuid.UUID,
+        token_version: int,
+        role: str,
+        now: datetime,
+    ) -> tuple[str, datetime]:
+        issued = _timestamp(now)
+        expires = issued + int(self.access_ttl.total_seconds())
+        token = self._access.encode(
+            {
+                "sub": str(user_id),
+                "sid": str(session_id),
+                "ver": token_version,
+                "role": role,
+                "iat": issued,
+                "exp": expires,
+                "jti": uuid.uuid4().hex,
+            }
+        )
+        return token, _from_timestamp(expires)
+
+    def issue_refresh(
+        self,
+        *,
+        user_id: uuid.UUID,
+        session_id: uuid.UUID,
+        token_id: uuid.UUID,
+        token_version: int,
+        issued_at: datetime,
+    ) -> tuple[str, datetime]:
+        """Deterministic for its inputs: the same session state always yields the same token."""
+        issued = _timestamp(issued_at)
+        expires = issued + int(self.refresh_ttl.total_seconds())
+        token = self._refresh.encode(
+            {
+                "sub": str(user_id),
+                "sid": str(session_id),
+                "jti": str(token_id),
+                "ver": token_version,
+                "iat": issued,
+                "exp": expires,
+            }
+        )
+        return token, _from_timestamp(expires)
+
+    def verify_access(self, token: str, now: datetime) -> AccessClaims:
+        claims = self._access.decode(token, now)
+        try:
+            return AccessClaims(
+                user_id=uuid.UUID(claims["sub"]),
+                session_id=uuid.UUID(claims["sid"]),
+                token_version=_int(claims["ver"]),
+                role=_str(claims["role"]),
+                expires_at=_from_timestamp(claims["exp"]),
+            )
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise TokenInvalid("claims") from exc
+
+    def verify_refresh(self, token: str, now: datetime) -> RefreshClaims:
+        claims = self._refresh.decode(token, now)
+        try:
+            return RefreshClaims(
+                user_id=uuid.UUID(claims["sub"]),
+                session_id=uuid.UUID(claims["sid"]),
+                token_id=uuid.UUID(claims["jti"]),
+                token_version=_int(claims["ver"]),
+                issued_at=_from_timestamp(claims["iat"]),
+                expires_at=_from_timestamp(claims["exp"]),
+            )
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise TokenInvalid("claims") from exc
+
+
+def _int(value: object) -> int:
+    if type(value) is not int:
+        raise TypeError("not an integer")
+    return value
+
+
+def _str(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError("not a string")
+    return value

@@ -1,0 +1,1 @@
+"""Aerich migration histories, one per SQL dialect, generated from the same models."""

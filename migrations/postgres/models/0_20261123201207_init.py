@@ -1,0 +1,95 @@
+from tortoise import BaseDBAsyncClient
+
+RUN_IN_TRANSACTION = True
+
+
+async def upgrade(db: BaseDBAsyncClient) -> str:
+    return """
+        CREATE TABLE IF NOT EXISTS "users" (
+    "id" UUID NOT NULL PRIMARY KEY,
+    "email" VARCHAR(254) NOT NULL UNIQUE,
+    "password_hash" VARCHAR(255) NOT NULL,
+    "role" VARCHAR(16) NOT NULL,
+    "is_active" BOOL NOT NULL,
+    "token_version" INT NOT NULL,
+    "created_at" TIMESTAMPTZ NOT NULL,
+    "updated_at" TIMESTAMPTZ NOT NULL,
+    "last_login_at" TIMESTAMPTZ,
+    "password_changed_at" TIMESTAMPTZ
+);
+CREATE INDEX IF NOT EXISTS "idx_users_created_eeb5e9" ON "users" ("created_at", "id");
+COMMENT ON COLUMN "users"."role" IS 'USER: user\nADMIN: admin';
+CREATE TABLE IF NOT EXISTS "sessions" (
+    "id" UUID NOT NULL PRIMARY KEY,
+    "token_version" INT NOT NULL,
+    "current_token_id" UUID NOT NULL UNIQUE,
+    "previous_token_id" UUID,
+    "rotated_at" TIMESTAMPTZ NOT NULL,
+    "created_at" TIMESTAMPTZ NOT NULL,
+    "last_used_at" TIMESTAMPTZ NOT NULL,
+    "expires_at" TIMESTAMPTZ NOT NULL,
+    "absolute_expires_at" TIMESTAMPTZ NOT NULL,
+    "ip_address" VARCHAR(45),
+    "user_agent" VARCHAR(512),
+    "revoked_at" TIMESTAMPTZ,
+    "revoked_reason" VARCHAR(32),
+    "user_id" UUID NOT NULL REFERENCES "users" ("id") ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS "idx_sessions_expires_6bcc94" ON "sessions" ("expires_at");
+CREATE INDEX IF NOT EXISTS "idx_sessions_user_id_89515e" ON "sessions" ("user_id", "created_at", "id");
+CREATE TABLE IF NOT EXISTS "audit_events" (
+    "id" UUID NOT NULL PRIMARY KEY,
+    "created_at" TIMESTAMPTZ NOT NULL,
+    "kind" VARCHAR(40) NOT NULL,
+    "session_id" UUID,
+    "ip_address" VARCHAR(45),
+    "user_agent" VARCHAR(512),
+    "detail" JSONB,
+    "actor_id" UUID REFERENCES "users" ("id") ON DELETE SET NULL,
+    "user_id" UUID REFERENCES "users" ("id") ON DELETE SET NULL
+);
+CREATE INDEX IF NOT EXISTS "idx_audit_event_created_e5b726" ON "audit_events" ("created_at", "id");
+CREATE INDEX IF NOT EXISTS "idx_audit_event_user_id_fd16be" ON "audit_events" ("user_id", "created_at", "id");
+CREATE TABLE IF NOT EXISTS "aerich" (
+    "id" SERIAL NOT NULL PRIMARY KEY,
+    "version" VARCHAR(255) NOT NULL,
+    "app" VARCHAR(100) NOT NULL,
+    "content" JSONB NOT NULL
+);"""
+
+
+async def downgrade(db: BaseDBAsyncClient) -> str:
+    return """
+        """
+
+
+MODELS_STATE = (
+    "eJztm21P4zgQgP9KlE97EodKKewKnU4qULS9hfZE27vT7q0ik5jUIrW7icOLOP77jd2keX"
+    "VpQ1PSbr4gOp5xnGcyjmfsPOsTZmHH2x952NVPtGedogmGfxLyPU1H02kkFQKObhyp6IOG"
+    "lKAbj7vI5CC8RY6HQWRhz3TJlBNGQUp9xxFCZoIioXYk8in54WODMxvzsRzIt+8gJtTCj9"
+    "gTP7/pposRx5aBuLgYsfTvQmV6Z9wS7FiJsUMjNEm5wZ+mUjYadc8vpKYYwo1hMsef0Eh7"
+    "+sTHjM7VfZ9Y+8JGtNmYYldcPHZrYuQBglA0uwsQcNfH8+FbkcDCt8h3BCD9t1ufmoKLJq"
+    "8k/rR+D4YWUzOMXn9oDDpDw9BX4GkyKnxBKBfwnl9m/UZApFQXFzj73L7+cHj8i0TAPG67"
+    "slHi0l+kIeJoZiodEVHGE0ScLOizMXLzQc8NUqxhqOVQDgGVgFSfoEfDwdTmY/jZPGotYP"
+    "xX+1piBi3JmUGUzGKnFzQ1Z22Cd8R3ijzvgbmWMUbeeBXOGcP18A4FEfAozN+B+NFSxI8W"
+    "ED9KE3cZKOWC7lB/ImF3YUyImjgDPbTdHGs58644ZeijQef6RBOW/9L2+VW3d6Iha0KoXs"
+    "AHB8dLuODgWOkB0ZR0APEMeIGQ+xwvnDIAjKhiCo/bpTxwA4ZluSCccTY7Z5/2+5ei54nn"
+    "/XCkoDtMMR5dnXaAvUQPSoRLcbc3TAHn7A5T4x7e4GJ4GehdyvOBZ+xS0OEuymLeKGt+sc"
+    "UIfm0etD62Ph0etz6BihzlXPJxgU+yaJPrlSTXc2jhZILz4SYtU2StwHQ//GcLp/IFHIfd"
+    "q85g2L76M/GAn7eHHdHSlNKnlPRDeoqZd6L93R1+1sRP7Wu/10kvcuZ6w6+6GBPyOTMoez"
+    "CQFWcSikNRws3+1Cro5qRl7eZKu9lBHjccZhNawNMZ4zU4O3j11L5ev6/n62dzjKhdKLYV"
+    "XdR+r5rfRQ3h9i6W3wrBDTLvHhB4L9ESPSAe9sS6x8tZpQaWF1+usYN4/uIoKK0MZr1s78"
+    "QeSYPnMhFFSJY33sio7VuEd+7xUsvJaobGK5TEDRpY3GGNKotKRCNrMlV8ZpsmzUlagiiy"
+    "5S2Ja4srpeIvp+oZC0114TM+C5Rc+xT5ujGrU9Zl0IqVQbcwhS6zSrfuLNp3XZjSjBmt1Z"
+    "7oPNvNPt/vs/B69WGOLXVdfE+Y7xXim2v8BsDVfCm9kbDLeMH6QNKyrg9ULneoq30/nZtl"
+    "JQdWY0UcnbatXV1pV+PHKYHuCjg6abkZN1dk6bF1XobEDfzGsVHc3You6vCutOPJVGhDhz"
+    "llF/XRiqRVob3+iq1yk1v6rWVOVbTUhypamTMVsnSB7KAstSznpNXucT46aC4BGrSUpGVb"
+    "KtXA95CIFUo1Epb1LkWVJ67QV5A2eHkFJ3VQZS13L7AOl4mrQ3VYHWaiKlZ7XbYwEjNZZ7"
+    "2pukH0Sj0ks8mWpJtFe8FcTGz6BT9lDt3lb36Ex5S3E2lm3wPELnqYl/TjDxTcO9wxnh3o"
+    "OmsPztrnHf1FvWtZ5g5KbMspZxMluSGl3kdJb4Ft/Bz5nlbvsLz3FLG3YIelrq39FAubO2"
+    "C4ynIm1N/B0+2txjJpWEOdhjXSq5hgs3rFhUzSqt7aealLCHUJoSKcSykhWJjnftT1x6Df"
+    "y8ccWaRfr8Tk2n+aQ7ztPZCUR1agSLxSQ6Afrtr/pFmfXfZP0zOJ6OA0xR2Wu2zVLDNuU0"
+    "/NFUnad4ZmZXL2ahItnLLD9bXe6PJSz8Z/zfQVpvEZTwH1nQoh2CXmWM8rgsxa9hYWQCKd"
+    "MksfK1UxlMcWc2fInLOKgf8qe35uPQcV1UUL5YFQ9YpVfRZ0F3LaUr7YFkG1AuFAfQfpHj"
+    "SWKRmAlvpr7EamaABX5LlZlzodiJm8KR+oGu1NJAQrfIu0/pfZy//sAn04"
+)

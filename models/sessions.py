@@ -1,0 +1,144 @@
+"""The `sessions` table: one row per login on one device, the family of its refresh tokens."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from tortoise import fields
+from tortoise.expressions import Q
+from tortoise.functions import Count
+from tortoise.models import Model
+from tortoise.queryset import QuerySet
+
+if TYPE_CHECKING:
+    from models.users import User
+
+
+class Session(Model):
+    id = fields.UUIDField(primary_key=True, default=uuid.uuid4)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="sessions", on_delete=fields.CASCADE
+    )
+    token_version = fields.IntField()
+    current_token_id = fields.UUIDField(unique=True)
+    previous_token_id = fields.UUIDField(null=True)
+    rotated_at = fields.DatetimeField()
+    created_at = fields.DatetimeField()
+    last_used_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField(db_index=True)
+    absolute_expires_at = fields.DatetimeField()
+    ip_address = fields.CharField(max_length=45, null=True)
+    user_agent = fields.CharField(max_length=512, null=True)
+    revoked_at = fields.DatetimeField(null=True)
+    revoked_reason = fields.CharField(max_length=32, null=True)
+
+    user_id: uuid.UUID
+
+    class Meta:
+        table = "sessions"
+        indexes = (("user_id", "created_at", "id"),)
+
+
+class SessionStatus(StrEnum):
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+
+
+# A session ended by a bump of its user's token_version has no row of its own that says so.
+VERSION_BUMP_REASON = "sessions_revoked"
+
+
+def session_status(session: Session, user_token_version: int, now: datetime) -> SessionStatus:
+    if session.revoked_at is not None or session.token_version != user_token_version:
+        return SessionStatus.REVOKED
+    if now >= session.expires_at or now >= session.absolute_expires_at:
+        return SessionStatus.EXPIRED
+    return SessionStatus.ACTIVE
+
+
+def revoked_reason(session: Session, user_token_version: int) -> str | None:
+    if session.revoked_reason is not None:
+        return session.revoked_reason
+    if session.token_version != user_token_version:
+        return VERSION_BUMP_REASON
+    return None
+
+
+def active_sessions(user_id: uuid.UUID, token_version: int, now: datetime) -> QuerySet[Session]:
+    return Session.filter(
+        user_id=user_id,
+        token_version=token_version,
+        revoked_at__isnull=True,
+        expires_at__gt=now,
+        absolute_expires_at__gt=now,
+    )
+
+
+async def rotate_refresh_token(
+    session_id: uuid.UUID,
+    presented_token_id: uuid.UUID,
+    new_token_id: uuid.UUID,
+    issued_at: datetime,
+    expires_at: datetime,
+) -> bool:
+    """Compare-and-set the current refresh token id; True when this caller won the rotation.
+
+    SQLite ignores SELECT ... FOR UPDATE and PostgreSQL's READ COMMITTED would let two readers
+    both see the same current id, so the row count of this conditional UPDATE is the lock.
+    """
+    updated = await Session.filter(
+        id=session_id, current_token_id=presented_token_id, revoked_at__isnull=True
+    ).update(
+        current_token_id=new_token_id,
+        previous_token_id=presented_token_id,
+        rotated_at=issued_at,
+        last_used_at=issued_at,
+        expires_at=expires_at,
+    )
+    return updated == 1
+
+
+async def revoke_session(session_id: uuid.UUID, reason: str, now: datetime) -> bool:
+    """Revoke a live session; False when it was already revoked (the first reason wins)."""
+    updated = await Session.filter(id=session_id, revoked_at__isnull=True).update(
+        revoked_at=now, revoked_reason=reason
+    )
+    return updated == 1
+
+
+async def delete_dead_sessions(dead_before: datetime, batch_size: int) -> int:
+    """Delete one batch of sessions that ended before `dead_before`; returns how many."""
+    ids = (
+        await Session.filter(
+            Q(expires_at__lt=dead_before)
+            | Q(absolute_expires_at__lt=dead_before)
+            | Q(revoked_at__lt=dead_before)
+        )
+        .limit(batch_size)
+        .values_list("id", flat=True)
+    )
+    if not ids:
+        return 0
+    return await Session.filter(id__in=list(ids)).delete()
+
+
+async def count_active_sessions(
+    users: list[tuple[uuid.UUID, int]], now: datetime
+) -> dict[uuid.UUID, int]:
+    """Active sessions per user, for (user id, current token_version) pairs, in one query."""
+    if not users:
+        return {}
+    versions = Q(*(Q(user_id=uid, token_version=ver) for uid, ver in users), join_type=Q.OR)
+    rows = (
+        await Session.filter(
+            versions, revoked_at__isnull=True, expires_at__gt=now, absolute_expires_at__gt=now
+        )
+        .annotate(count=Count("id"))
+        .group_by("user_id")
+        .values("user_id", "count")
+    )
+    return {row["user_id"]: row["count"] for row in rows}

@@ -1,0 +1,137 @@
+"""The token lifecycle fields: thin resolvers over api.auth."""
+
+from __future__ import annotations
+
+import strawberry
+
+from api import auth
+from api.errors import AuthError, ErrorCode
+from schema.context import Context
+from schema.permissions import IsAuthenticated
+from schema.types import (
+    AuthPayload,
+    LoginInput,
+    RefreshTokenDelivery,
+    RegisterInput,
+    Session,
+    User,
+)
+
+Info = strawberry.Info[Context, None]
+
+
+def auth_payload(
+    info: Info, result: auth.AuthResult, delivery: RefreshTokenDelivery
+) -> AuthPayload:
+    refresh_token: str | None = result.refresh_token
+    if delivery is RefreshTokenDelivery.COOKIE:
+        info.context.set_refresh_cookie(result.refresh_token)
+        refresh_token = None
+    return AuthPayload(
+        access_token=result.access_token,
+        access_token_expires_at=result.access_expires_at,
+        refresh_token=refresh_token,
+        refresh_token_expires_at=result.refresh_expires_at,
+        user=User.from_row(result.user),
+        session=Session.from_row(
+            result.session, result.user.token_version, info.context.kt.clock(), result.session.id
+        ),
+    )
+
+
+@strawberry.type
+class AuthQuery:
+    @strawberry.field(permission_classes=[IsAuthenticated])
+    async def me(self, info: Info) -> User:
+        principal = await info.context.principal()
+        return User.from_row(await auth.current_user(principal))
+
+    @strawberry.field(permission_classes=[IsAuthenticated])
+    async def my_sessions(self, info: Info) -> list[Session]:
+        ctx = info.context
+        principal = await ctx.principal()
+        now = ctx.kt.clock()
+        rows = await auth.my_sessions(ctx.kt, principal)
+        return [
+            Session.from_row(row, principal.token_version, now, principal.session_id)
+            for row in rows
+        ]
+
+
+@strawberry.type
+class AuthMutation:
+    @strawberry.mutation
+    async def register(self, info: Info, input: RegisterInput) -> AuthPayload:
+        ctx = info.context
+        result = await auth.register(ctx.kt, input.email, input.password, ctx.client)
+        return auth_payload(info, result, input.refresh_token_delivery)
+
+    @strawberry.mutation
+    async def login(self, info: Info, input: LoginInput) -> AuthPayload:
+        ctx = info.context
+        result = await auth.login(ctx.kt, input.email, input.password, ctx.client)
+        return auth_payload(info, result, input.refresh_token_delivery)
+
+    @strawberry.mutation
+    async def refresh(
+        self,
+        info: Info,
+        refresh_token: str | None = strawberry.UNSET,
+        refresh_token_delivery: RefreshTokenDelivery | None = strawberry.UNSET,
+    ) -> AuthPayload:
+        ctx = info.context
+        from_cookie = not refresh_token
+        token = refresh_token or ctx.refresh_cookie()
+        if token is None:
+            raise AuthError(ErrorCode.INVALID_REFRESH_TOKEN)
+        try:
+            result = await auth.refresh(ctx.kt, token, ctx.client)
+        except AuthError as exc:
+            if from_cookie and exc.code in (
+                ErrorCode.INVALID_REFRESH_TOKEN,
+                ErrorCode.REFRESH_TOKEN_REUSED,
+            ):
+                ctx.clear_refresh_cookie()
+            raise
+        if not refresh_token_delivery:
+            refresh_token_delivery = (
+                RefreshTokenDelivery.COOKIE if from_cookie else RefreshTokenDelivery.BODY
+            )
+        return auth_payload(info, result, refresh_token_delivery)
+
+    @strawberry.mutation
+    async def logout(self, info: Info, refresh_token: str | None = strawberry.UNSET) -> bool:
+        ctx = info.context
+        token = refresh_token or ctx.refresh_cookie()
+        principal = None if token is not None else await ctx.optional_principal()
+        ctx.clear_refresh_cookie()
+        await auth.logout(ctx.kt, token, principal, ctx.client)
+        return True
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated])
+    async def logout_all(self, info: Info) -> bool:
+        ctx = info.context
+        await auth.logout_all(ctx.kt, await ctx.principal(), ctx.client)
+        ctx.clear_refresh_cookie()
+        return True
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated])
+    async def change_password(
+        self,
+        info: Info,
+        current_password: str,
+        new_password: str,
+        refresh_token_delivery: RefreshTokenDelivery = RefreshTokenDelivery.COOKIE,
+    ) -> AuthPayload:
+        ctx = info.context
+        result = await auth.change_password(
+            ctx.kt, await ctx.principal(), current_password, new_password, ctx.client
+        )
+        return auth_payload(info, result, refresh_token_delivery)
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated])
+    async def revoke_my_session(self, info: Info, session_id: strawberry.ID) -> Session:
+        ctx = info.context
+        principal = await ctx.principal()
+        row = await auth.revoke_my_session(ctx.kt, principal, session_id, ctx.client)
+        return Session.from_row(row, principal.token_version, ctx.kt.clock(), principal.session_id)

@@ -1,0 +1,117 @@
+"""The typed per-request context: who is calling, from where, and the request's loaders."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+from starlette.responses import Response
+from strawberry.dataloader import DataLoader
+
+from api.access import Principal
+from api.clients import ClientInfo
+from api.cookies import REFRESH_COOKIE, cookie_allowed
+from api.errors import AuthError, ErrorCode
+from api.runtime import Keyturn
+from models import User as UserRow
+from models.sessions import count_active_sessions
+
+
+async def _load_users(kt: Keyturn, ids: list[uuid.UUID]) -> list[UserRow | None]:
+    rows = {row.id: row for row in await UserRow.filter(id__in=ids)}
+    return [rows.get(uid) for uid in ids]
+
+
+@dataclass
+class Loaders:
+    kt: Keyturn
+    users: DataLoader[uuid.UUID, UserRow | None] = field(init=False)
+    active_session_counts: DataLoader[tuple[uuid.UUID, int], int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        kt = self.kt
+
+        async def users(ids: list[uuid.UUID]) -> list[UserRow | None]:
+            return await _load_users(kt, ids)
+
+        async def counts(keys: list[tuple[uuid.UUID, int]]) -> list[int]:
+            found = await count_active_sessions(keys, kt.clock())
+            return [found.get(uid, 0) for uid, _ in keys]
+
+        self.users = DataLoader(load_fn=users)
+        self.active_session_counts = DataLoader(load_fn=counts)
+
+
+@dataclass
+class Context:
+    request: Request
+    response: Response
+    kt: Keyturn
+    client: ClientInfo
+    loaders: Loaders
+    request_id: str
+    _principal: Principal | None = None
+    _auth_error: AuthError | None = None
+    _checked: bool = False
+
+    async def principal(self) -> Principal:
+        """The signed-in caller; raises the contract error when there is none."""
+        if not self._checked:
+            self._checked = True
+            token = bearer_token(self.request)
+            if token is None:
+                self._auth_error = AuthError(ErrorCode.UNAUTHENTICATED)
+            else:
+                try:
+                    self._principal = await self.kt.access.authenticate(token)
+                except AuthError as exc:
+                    self._auth_error = exc
+        if self._principal is None:
+            assert self._auth_error is not None
+            raise self._auth_error
+        return self._principal
+
+    async def optional_principal(self) -> Principal | None:
+        if bearer_token(self.request) is None:
+            return None
+        return await self.principal()
+
+    def refresh_cookie(self) -> str | None:
+        """The refresh cookie, only where the CSRF rule lets it count."""
+        value = self.request.cookies.get(REFRESH_COOKIE)
+        if not value or not cookie_allowed(self.request, self.kt.settings.cors_origins):
+            return None
+        return value
+
+    def set_refresh_cookie(self, token: str) -> None:
+        settings = self.kt.settings
+        self.response.set_cookie(
+            REFRESH_COOKIE,
+            token,
+            max_age=settings.refresh_token_ttl,
+            path="/graphql",
+            secure=settings.cookie_secure,
+            httponly=True,
+            samesite=settings.cookie_samesite,
+        )
+
+    def clear_refresh_cookie(self) -> None:
+        settings = self.kt.settings
+        self.response.delete_cookie(
+            REFRESH_COOKIE,
+            path="/graphql",
+            secure=settings.cookie_secure,
+            httponly=True,
+            samesite=settings.cookie_samesite,
+        )
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
