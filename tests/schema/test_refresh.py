@@ -1,0 +1,272 @@
+"""refresh: rotation, the grace window, reuse detection, expiry, and failures mid-rotation."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import jwt
+import pytest
+
+from api.tokens import TokenService
+from models import AuditEvent
+from models import Session as SessionRow
+from models import User as UserRow
+from models.sessions import SessionStatus, session_status
+from tests.conftest import REFRESH_SECRET, Harness
+
+REFRESH = """
+mutation ($t: String, $d: RefreshTokenDelivery) {
+  refresh(refreshToken: $t, refreshTokenDelivery: $d) {
+    accessToken refreshToken refreshTokenExpiresAt session { id status }
+  }
+}
+"""
+REFRESH_COOKIE = "mutation { refresh { accessToken refreshToken session { id } } }"
+ME = "{ me { id } }"
+
+
+def jti(refresh_token: str) -> uuid.UUID:
+    claims = jwt.decode(
+        refresh_token,
+        REFRESH_SECRET,
+        algorithms=["HS256"],
+        audience="keyturn",
+        options={"verify_iat": False, "verify_exp": False},  # the test clock runs ahead
+    )
+    return uuid.UUID(claims["jti"])
+
+
+async def rotate(api: Harness, token: str, **variables: Any) -> dict[str, Any]:
+    result = await api.gql(REFRESH, {"t": token, **variables})
+    assert not result.errors, result.errors
+    payload: dict[str, Any] = result.data["refresh"]
+    return payload
+
+
+async def status_of(api: Harness, session_id: str) -> tuple[SessionStatus, SessionRow]:
+    row = await SessionRow.get(id=session_id)
+    user = await UserRow.get(id=row.user_id)
+    return session_status(row, user.token_version, api.clock()), row
+
+
+async def test_refresh_rotates_the_token(api: Harness, user: UserRow) -> None:
+    login = await api.login()
+    api.clock.advance(5)
+    payload = await rotate(api, login["refreshToken"])
+    assert payload["refreshToken"] != login["refreshToken"]
+    assert payload["accessToken"] != login["accessToken"]
+    assert payload["session"]["id"] == login["session"]["id"]
+    row = await SessionRow.get(id=login["session"]["id"])
+    assert row.current_token_id == jti(payload["refreshToken"])
+    assert row.previous_token_id == jti(login["refreshToken"])
+    me = await api.gql(ME, token=payload["accessToken"])
+    assert me.data["me"]["id"] == str(user.id)
+    assert await AuditEvent.filter(kind="refreshed", user_id=user.id).count() == 1
+
+
+async def test_refresh_answers_the_way_the_token_came(api: Harness, user: UserRow) -> None:
+    await api.login(delivery="COOKIE")
+    by_cookie = await api.gql(REFRESH_COOKIE)
+    assert by_cookie.data["refresh"]["refreshToken"] is None
+    assert "refresh_token=" in by_cookie.response.headers["set-cookie"]
+
+    login = await api.login(delivery="BODY")
+    by_argument = await api.gql(REFRESH, {"t": login["refreshToken"]})
+    assert by_argument.data["refresh"]["refreshToken"]
+    assert "set-cookie" not in by_argument.response.headers
+
+    switched = await api.gql(
+        REFRESH, {"t": by_argument.data["refresh"]["refreshToken"], "d": "COOKIE"}
+    )
+    assert switched.data["refresh"]["refreshToken"] is None
+    assert "refresh_token=" in switched.response.headers["set-cookie"]
+
+
+async def test_cookie_refresh_chain_keeps_working(api: Harness, user: UserRow) -> None:
+    await api.login(delivery="COOKIE")
+    seen = set()
+    for _ in range(3):
+        api.clock.advance(30)
+        result = await api.gql(REFRESH_COOKIE)
+        assert not result.errors, result.errors
+        seen.add(api.client.cookies.get("refresh_token"))
+    assert len(seen) == 3
+
+
+async def test_previous_token_inside_the_grace_window_gets_the_same_chain(
+    api: Harness, user: UserRow
+) -> None:
+    login = await api.login()
+    winner = await rotate(api, login["refreshToken"])
+    api.clock.advance(9)
+    second_tab = await rotate(api, login["refreshToken"])
+    # The very token the winner got: one chain, not two.
+    assert second_tab["refreshToken"] == winner["refreshToken"]
+    status, _ = await status_of(api, login["session"]["id"])
+    assert status is SessionStatus.ACTIVE
+    me = await api.gql(ME, token=second_tab["accessToken"])
+    assert not me.errors
+    # The chain goes on from the shared token.
+    assert (await rotate(api, winner["refreshToken"]))["refreshToken"]
+
+
+async def test_previous_token_after_the_grace_window_revokes_the_session(
+    api: Harness, user: UserRow
+) -> None:
+    login = await api.login()
+    current = await rotate(api, login["refreshToken"])
+    api.clock.advance(11)
+    result = await api.gql(REFRESH, {"t": login["refreshToken"]})
+    assert result.codes == ["REFRESH_TOKEN_REUSED"]
+
+    status, row = await status_of(api, login["session"]["id"])
+    assert status is SessionStatus.REVOKED
+    assert row.revoked_reason == "reuse_detected"
+    event = await AuditEvent.get(kind="refresh_reuse_detected")
+    assert event.user_id == user.id
+    assert str(event.session_id) == login["session"]["id"]
+    # The thief's victim is signed out too: access and refresh tokens of the session are dead.
+    me = await api.gql(ME, token=current["accessToken"])
+    assert me.codes == ["TOKEN_REVOKED"]
+    again = await api.gql(REFRESH, {"t": current["refreshToken"]})
+    assert again.codes == ["INVALID_REFRESH_TOKEN"]
+
+
+async def test_grandparent_token_inside_the_window_is_reuse(api: Harness, user: UserRow) -> None:
+    login = await api.login()
+    second = await rotate(api, login["refreshToken"])
+    await rotate(api, second["refreshToken"])
+    api.clock.advance(1)
+    result = await api.gql(REFRESH, {"t": login["refreshToken"]})
+    assert result.codes == ["REFRESH_TOKEN_REUSED"]
+    status, _ = await status_of(api, login["session"]["id"])
+    assert status is SessionStatus.REVOKED
+
+
+async def test_reusing_the_previous_token_does_not_extend_the_window(
+    api: Harness, user: UserRow
+) -> None:
+    login = await api.login()
+    await rotate(api, login["refreshToken"])
+    for _ in range(2):
+        api.clock.advance(5)
+        await rotate(api, login["refreshToken"])
+    api.clock.advance(1)  # 11 s after the rotation, 1 s after the last accepted retry
+    result = await api.gql(REFRESH, {"t": login["refreshToken"]})
+    assert result.codes == ["REFRESH_TOKEN_REUSED"]
+
+
+async def test_a_zero_grace_window_treats_any_retry_as_reuse(app_factory: Any) -> None:
+    api: Harness = await app_factory(refresh_reuse_grace=0)
+    await api.create_user()
+    login = await api.login()
+    await rotate(api, login["refreshToken"])
+    result = await api.gql(REFRESH, {"t": login["refreshToken"]})
+    assert result.codes == ["REFRESH_TOKEN_REUSED"]
+
+
+async def test_concurrent_refreshes_leave_exactly_one_live_chain(
+    api: Harness, user: UserRow
+) -> None:
+    login = await api.login()
+    results = await asyncio.gather(
+        *(api.gql(REFRESH, {"t": login["refreshToken"]}) for _ in range(20))
+    )
+    assert all(r.response.status_code == 200 for r in results)
+    assert all(not r.errors for r in results), [r.errors for r in results if r.errors]
+    tokens = {r.data["refresh"]["refreshToken"] for r in results}
+    assert len(tokens) == 1
+    (token,) = tokens
+    row = await SessionRow.get(id=login["session"]["id"])
+    assert row.revoked_at is None
+    assert row.current_token_id == jti(token)
+    assert row.previous_token_id == jti(login["refreshToken"])
+    assert await AuditEvent.filter(kind="refreshed").count() == 1
+    assert await SessionRow.filter(user_id=user.id).count() == 1
+
+
+async def test_idle_expiry_slides_with_each_rotation(api: Harness, user: UserRow) -> None:
+    login = await api.login()
+    token = login["refreshToken"]
+    for _ in range(3):  # 18 days in all, never idle for 7
+        api.clock.advance(6 * 86400)
+        token = (await rotate(api, token))["refreshToken"]
+    api.clock.advance(7 * 86400 + 1)
+    result = await api.gql(REFRESH, {"t": token})
+    assert result.codes == ["INVALID_REFRESH_TOKEN"]
+    status, _ = await status_of(api, login["session"]["id"])
+    assert status is SessionStatus.EXPIRED
+
+
+async def test_absolute_session_age_never_slides(api: Harness, user: UserRow) -> None:
+    login = await api.login()
+    token = login["refreshToken"]
+    for _ in range(4):  # day 24
+        api.clock.advance(6 * 86400)
+        token = (await rotate(api, token))["refreshToken"]
+    api.clock.advance(6 * 86400)  # day 30: idle for 6 days only, but the session is 30 days old
+    result = await api.gql(REFRESH, {"t": token})
+    assert result.codes == ["INVALID_REFRESH_TOKEN"]
+
+
+async def test_access_token_of_an_expired_session_is_refused(api: Harness, user: UserRow) -> None:
+    login = await api.login()
+    api.clock.advance(14 * 60)
+    assert not (await api.gql(ME, token=login["accessToken"])).errors
+    api.clock.advance(61)
+    assert (await api.gql(ME, token=login["accessToken"])).codes == ["TOKEN_EXPIRED"]
+
+
+@pytest.mark.parametrize("token", ["", "garbage", "a.b.c"])
+async def test_malformed_refresh_tokens(api: Harness, token: str) -> None:
+    result = await api.gql(REFRESH, {"t": token})
+    assert result.codes == ["INVALID_REFRESH_TOKEN"]
+
+
+async def test_refresh_without_any_token(api: Harness) -> None:
+    result = await api.gql(REFRESH_COOKIE)
+    assert result.codes == ["INVALID_REFRESH_TOKEN"]
+
+
+async def test_refresh_of_a_deactivated_user_fails(api: Harness, user: UserRow) -> None:
+    login = await api.login()
+    await UserRow.filter(id=user.id).update(is_active=False)
+    result = await api.gql(REFRESH, {"t": login["refreshToken"]})
+    assert result.codes == ["INVALID_REFRESH_TOKEN"]
+
+
+async def test_refresh_token_for_a_session_that_no_longer_exists(
+    api: Harness, user: UserRow
+) -> None:
+    login = await api.login()
+    await SessionRow.filter(id=login["session"]["id"]).delete()
+    result = await api.gql(REFRESH, {"t": login["refreshToken"]})
+    assert result.codes == ["INVALID_REFRESH_TOKEN"]
+
+
+async def test_a_failure_inside_the_rotation_rolls_it_back(
+    api: Harness, user: UserRow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    login = await api.login()
+    before = await SessionRow.get(id=login["session"]["id"])
+
+    def explode(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("crash after the compare-and-set, before the response")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(TokenService, "issue_refresh", explode)
+        result = await api.gql(REFRESH, {"t": login["refreshToken"]})
+    assert result.codes == ["INTERNAL_SERVER_ERROR"]
+    assert "crash" not in result.response.text
+    assert "Traceback" not in result.response.text
+
+    after = await SessionRow.get(id=login["session"]["id"])
+    assert after.current_token_id == before.current_token_id
+    assert after.previous_token_id is None
+    assert after.revoked_at is None
+    assert await AuditEvent.filter(kind="refreshed").count() == 0
+    # The token was not consumed: it rotates normally, it is not mistaken for reuse.
+    payload = await rotate(api, login["refreshToken"])
+    assert jti(payload["refreshToken"]) != before.current_token_id

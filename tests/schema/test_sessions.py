@@ -1,0 +1,243 @@
+"""Ending sessions: logout, logoutAll, changePassword, revokeMySession; and mySessions."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from api.access import Principal
+from api.auth import logout_all
+from api.clients import ClientInfo
+from models import AuditEvent, Role
+from models import Session as SessionRow
+from models import User as UserRow
+from models.sessions import SessionStatus, revoked_reason, session_status
+from tests.conftest import LOGIN, PASSWORD, Harness
+
+ME = "{ me { id tokenVersion activeSessionCount } }"
+REFRESH = "mutation ($t: String) { refresh(refreshToken: $t) { accessToken refreshToken } }"
+LOGOUT = "mutation ($t: String) { logout(refreshToken: $t) }"
+LOGOUT_ALL = "mutation { logoutAll }"
+CHANGE_PASSWORD = """
+mutation ($c: String!, $n: String!) {
+  changePassword(currentPassword: $c, newPassword: $n, refreshTokenDelivery: BODY) {
+    accessToken refreshToken session { id status isCurrent } user { tokenVersion }
+  }
+}
+"""
+MY_SESSIONS = "{ mySessions { id status isCurrent userAgent ipAddress user { email } } }"
+REVOKE_MY = "mutation ($id: ID!) { revokeMySession(sessionId: $id) { id status revokedReason } }"
+
+
+async def alive(api: Harness, login: dict[str, Any]) -> tuple[bool, bool]:
+    """Whether the login's access token and its refresh token still work."""
+    me = await api.gql(ME, token=login["accessToken"])
+    refreshed = await api.gql(REFRESH, {"t": login["refreshToken"]})
+    return not me.errors, not refreshed.errors
+
+
+async def status_of(api: Harness, session_id: str) -> tuple[SessionStatus, str | None]:
+    row = await SessionRow.get(id=session_id)
+    user = await UserRow.get(id=row.user_id)
+    return session_status(row, user.token_version, api.clock()), revoked_reason(
+        row, user.token_version
+    )
+
+
+async def test_logout_by_refresh_token_ends_only_that_session(api: Harness, user: UserRow) -> None:
+    phone, laptop = await api.login(), await api.login()
+    result = await api.gql(LOGOUT, {"t": phone["refreshToken"]})
+    assert result.data == {"logout": True}
+    # At once in this worker: no cache may keep the ended session alive.
+    assert (await api.gql(ME, token=phone["accessToken"])).codes == ["TOKEN_REVOKED"]
+    assert (await api.gql(REFRESH, {"t": phone["refreshToken"]})).codes == ["INVALID_REFRESH_TOKEN"]
+    assert await alive(api, laptop) == (True, True)
+    assert await status_of(api, phone["session"]["id"]) == (SessionStatus.REVOKED, "logout")
+    assert await AuditEvent.filter(kind="logged_out", user_id=user.id).count() == 1
+
+
+async def test_logout_by_cookie_clears_the_cookie(api: Harness, user: UserRow) -> None:
+    login = await api.login(delivery="COOKIE")
+    assert api.client.cookies.get("refresh_token")
+    result = await api.gql("mutation { logout }")
+    assert result.data == {"logout": True}
+    assert 'refresh_token=""' in result.response.headers["set-cookie"]
+    assert "Max-Age=0" in result.response.headers["set-cookie"]
+    assert api.client.cookies.get("refresh_token") is None
+    assert (await api.gql(ME, token=login["accessToken"])).codes == ["TOKEN_REVOKED"]
+
+
+async def test_logout_with_only_the_access_token_ends_the_current_session(
+    api: Harness, user: UserRow
+) -> None:
+    login = await api.login()
+    result = await api.gql("mutation { logout }", token=login["accessToken"])
+    assert result.data == {"logout": True}
+    assert await alive(api, login) == (False, False)
+
+
+async def test_logout_with_nothing_to_end(api: Harness) -> None:
+    result = await api.gql("mutation { logout }")
+    assert result.codes == ["INVALID_REFRESH_TOKEN"]
+
+
+async def test_logout_is_idempotent(api: Harness, user: UserRow) -> None:
+    login = await api.login()
+    for _ in range(2):
+        result = await api.gql(LOGOUT, {"t": login["refreshToken"]})
+        assert result.data == {"logout": True}
+    assert await AuditEvent.filter(kind="logged_out").count() == 1
+
+
+async def test_logout_all_ends_every_session_of_the_caller_only(
+    api: Harness, user: UserRow
+) -> None:
+    other = await api.create_user("other@example.com")
+    sessions = [await api.login() for _ in range(3)]
+    bystander = await api.login("other@example.com")
+
+    result = await api.gql(LOGOUT_ALL, token=sessions[0]["accessToken"])
+    assert result.data == {"logoutAll": True}
+    for login in sessions:
+        assert await alive(api, login) == (False, False)
+        assert await status_of(api, login["session"]["id"]) == (
+            SessionStatus.REVOKED,
+            "sessions_revoked",
+        )
+    assert await alive(api, bystander) == (True, True)
+    assert (await UserRow.get(id=user.id)).token_version == 1
+    assert (await UserRow.get(id=other.id)).token_version == 0
+    assert await AuditEvent.filter(kind="logged_out_all", user_id=user.id).count() == 1
+    # A fresh login works at the new version.
+    fresh = await api.login()
+    me = await api.gql(ME, token=fresh["accessToken"])
+    assert me.data["me"]["tokenVersion"] == 1
+    assert me.data["me"]["activeSessionCount"] == 1
+
+
+async def test_logout_all_needs_a_signed_in_caller(api: Harness) -> None:
+    assert (await api.gql(LOGOUT_ALL)).codes == ["UNAUTHENTICATED"]
+
+
+async def test_concurrent_token_version_bumps_lose_no_update(api: Harness, user: UserRow) -> None:
+    login = await api.login()
+    principal = Principal(user.id, uuid.UUID(login["session"]["id"]), Role.USER, 0)
+    await asyncio.gather(*(logout_all(api.kt, principal, ClientInfo()) for _ in range(5)))
+    assert (await UserRow.get(id=user.id)).token_version == 5
+
+
+async def test_change_password_opens_a_new_session_and_ends_the_others(
+    api: Harness, user: UserRow
+) -> None:
+    here, elsewhere = await api.login(), await api.login()
+    result = await api.gql(
+        CHANGE_PASSWORD, {"c": PASSWORD, "n": "a brand new passphrase"}, token=here["accessToken"]
+    )
+    payload = result.data["changePassword"]
+    assert payload["user"]["tokenVersion"] == 1
+    assert payload["session"]["status"] == "ACTIVE"
+    assert payload["session"]["isCurrent"] is True
+    assert await alive(api, here) == (False, False)
+    assert await alive(api, elsewhere) == (False, False)
+    assert not (await api.gql(ME, token=payload["accessToken"])).errors
+
+    old = await api.gql(LOGIN, {"email": "user@example.com", "password": PASSWORD, "d": "BODY"})
+    assert old.codes == ["INVALID_CREDENTIALS"]
+    await api.login(password="a brand new passphrase")
+    changed = await UserRow.get(id=user.id)
+    assert changed.password_changed_at == api.clock.now
+    assert await AuditEvent.filter(kind="password_changed", user_id=user.id).count() == 1
+
+
+async def test_change_password_with_a_wrong_current_password(api: Harness, user: UserRow) -> None:
+    login = await api.login()
+    result = await api.gql(
+        CHANGE_PASSWORD,
+        {"c": "not my password", "n": "a brand new passphrase"},
+        token=login["accessToken"],
+    )
+    assert result.codes == ["INVALID_CREDENTIALS"]
+    assert await alive(api, login) == (True, True)
+
+
+async def test_change_password_to_a_weak_one(api: Harness, user: UserRow) -> None:
+    login = await api.login()
+    result = await api.gql(
+        CHANGE_PASSWORD, {"c": PASSWORD, "n": "short"}, token=login["accessToken"]
+    )
+    assert result.codes == ["BAD_USER_INPUT"]
+    assert result.errors[0]["extensions"]["field"] == "newPassword"
+    assert (await UserRow.get(id=user.id)).token_version == 0
+
+
+async def test_my_sessions_lists_own_active_sessions(api: Harness, user: UserRow) -> None:
+    await api.create_user("other@example.com")
+    await api.login("other@example.com")
+    old = await api.login(headers={"User-Agent": "Old phone"})
+    await api.gql(LOGOUT, {"t": old["refreshToken"]})
+    first = await api.login(headers={"User-Agent": "Firefox"})
+    second = await api.login(headers={"User-Agent": "Safari"})
+
+    result = await api.gql(MY_SESSIONS, token=second["accessToken"])
+    sessions = {s["id"]: s for s in result.data["mySessions"]}
+    assert set(sessions) == {first["session"]["id"], second["session"]["id"]}
+    assert sessions[second["session"]["id"]]["isCurrent"] is True
+    assert sessions[first["session"]["id"]]["isCurrent"] is False
+    assert sessions[first["session"]["id"]]["userAgent"] == "Firefox"
+    assert all(s["user"]["email"] == "user@example.com" for s in sessions.values())
+    assert all(s["status"] == "ACTIVE" for s in sessions.values())
+
+
+async def test_revoke_my_session(api: Harness, user: UserRow) -> None:
+    here, there = await api.login(), await api.login()
+    result = await api.gql(REVOKE_MY, {"id": there["session"]["id"]}, token=here["accessToken"])
+    assert result.data["revokeMySession"] == {
+        "id": there["session"]["id"],
+        "status": "REVOKED",
+        "revokedReason": "revoked_by_user",
+    }
+    assert await alive(api, there) == (False, False)
+    assert await alive(api, here) == (True, True)
+    event = await AuditEvent.get(kind="session_revoked")
+    assert event.actor_id == user.id
+
+
+async def test_revoke_my_session_refuses_other_users_sessions(api: Harness, user: UserRow) -> None:
+    await api.create_user("other@example.com")
+    theirs = await api.login("other@example.com")
+    mine = await api.login()
+    result = await api.gql(REVOKE_MY, {"id": theirs["session"]["id"]}, token=mine["accessToken"])
+    assert result.codes == ["FORBIDDEN"]
+    assert await alive(api, theirs) == (True, True)
+
+
+async def test_revoke_my_session_with_unknown_and_malformed_ids(
+    api: Harness, user: UserRow
+) -> None:
+    login = await api.login()
+    unknown = await api.gql(REVOKE_MY, {"id": str(uuid.uuid4())}, token=login["accessToken"])
+    assert unknown.codes == ["NOT_FOUND"]
+    malformed = await api.gql(REVOKE_MY, {"id": "not-a-uuid"}, token=login["accessToken"])
+    assert malformed.codes == ["BAD_USER_INPUT"]
+    assert malformed.errors[0]["extensions"]["field"] == "sessionId"
+
+
+async def test_deactivated_user_access_token_is_revoked(api: Harness, user: UserRow) -> None:
+    login = await api.login()
+    await UserRow.filter(id=user.id).update(is_active=False)
+    api.kt.access.forget_user(user.id)
+    assert (await api.gql(ME, token=login["accessToken"])).codes == ["TOKEN_REVOKED"]
+
+
+async def test_revocation_by_another_worker_bites_within_the_cache_ttl(
+    api: Harness, user: UserRow
+) -> None:
+    """A write this process did not make (another worker's) is seen once the cache entry ages."""
+    login = await api.login()
+    assert not (await api.gql(ME, token=login["accessToken"])).errors  # cached now
+    await SessionRow.filter(id=login["session"]["id"]).update(
+        revoked_at=api.clock.now, revoked_reason="admin"
+    )
+    await asyncio.sleep(api.settings.revocation_cache_ttl + 0.05)
+    assert (await api.gql(ME, token=login["accessToken"])).codes == ["TOKEN_REVOKED"]
