@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from tortoise import fields
+from tortoise.expressions import Q
 from tortoise.models import Model
 
 if TYPE_CHECKING:
@@ -87,3 +88,21 @@ async def delete_old_events(before: datetime, batch_size: int) -> int:
     if not ids:
         return 0
     return await AuditEvent.filter(id__in=list(ids)).delete()
+
+
+async def events_page(
+    user_id: uuid.UUID | None,
+    kinds: list[str] | None,
+    first: int,
+    after: tuple[datetime, uuid.UUID] | None,
+) -> list[AuditEvent]:
+    """Audit events newest first, one page after the keyset `after`, plus one row."""
+    query = AuditEvent.all()
+    if user_id is not None:
+        query = query.filter(user_id=user_id)
+    if kinds:
+        query = query.filter(kind__in=kinds)
+    if after is not None:
+        created, eid = after
+        query = query.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=eid))
+    return await query.order_by("-created_at", "-id").limit(first + 1)

@@ -142,3 +142,29 @@ async def count_active_sessions(
         .values("user_id", "count")
     )
     return {row["user_id"]: row["count"] for row in rows}
+
+
+def status_filter(statuses: set[SessionStatus], user_token_version: int, now: datetime) -> Q:
+    """The rows whose derived status is one of `statuses` (see `session_status`)."""
+    live = Q(revoked_at__isnull=True, token_version=user_token_version)
+    unexpired = Q(expires_at__gt=now, absolute_expires_at__gt=now)
+    parts = {
+        SessionStatus.ACTIVE: live & unexpired,
+        SessionStatus.EXPIRED: live & ~unexpired,
+        SessionStatus.REVOKED: ~live,
+    }
+    return Q(*(parts[status] for status in statuses), join_type=Q.OR)
+
+
+async def sessions_page(
+    user_id: uuid.UUID,
+    wanted: Q,
+    first: int,
+    after: tuple[datetime, uuid.UUID] | None,
+) -> list[Session]:
+    """A user's sessions, newest first, one page after the keyset `after`, plus one row."""
+    query = Session.filter(wanted, user_id=user_id)
+    if after is not None:
+        created, sid = after
+        query = query.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=sid))
+    return await query.order_by("-created_at", "-id").limit(first + 1)

@@ -9,6 +9,7 @@ from enum import StrEnum
 from tortoise import fields
 from tortoise.expressions import F
 from tortoise.models import Model
+from tortoise.queryset import QuerySet
 
 
 class Role(StrEnum):
@@ -48,3 +49,32 @@ async def bump_token_version(user_id: uuid.UUID, now: datetime) -> int:
     await User.filter(id=user_id).update(token_version=F("token_version") + 1, updated_at=now)
     user = await User.get(id=user_id).only("id", "token_version")
     return user.token_version
+
+
+def search_users(search: str | None) -> QuerySet[User]:
+    query = User.all()
+    if search:
+        query = query.filter(email__contains=normalize_email(search))
+    return query
+
+
+async def users_page(search: str | None, first: int, after_email: str | None) -> list[User]:
+    """Users by email, one page after `after_email`, plus one row to tell if more follow."""
+    query = search_users(search)
+    if after_email is not None:
+        query = query.filter(email__gt=after_email)
+    return await query.order_by("email").limit(first + 1)
+
+
+async def count_admins_for_update(excluding: uuid.UUID) -> int:
+    """Active admins other than `excluding`, their rows locked until the transaction ends.
+
+    SQLite has no row locks; its single writer serialises the transactions instead.
+    """
+    ids = (
+        await User.filter(role=Role.ADMIN, is_active=True)
+        .exclude(id=excluding)
+        .select_for_update()
+        .values_list("id", flat=True)
+    )
+    return len(ids)

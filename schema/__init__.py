@@ -13,6 +13,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from api.settings import Settings
+from schema.admin import AdminMutation, AdminQuery
 from schema.auth import AuthMutation, AuthQuery
 from schema.errors import ContractErrors
 
@@ -20,12 +21,12 @@ MAX_QUERY_DEPTH = 10
 
 
 @strawberry.type
-class Query(AuthQuery):
+class Query(AuthQuery, AdminQuery):
     pass
 
 
 @strawberry.type
-class Mutation(AuthMutation):
+class Mutation(AuthMutation, AdminMutation):
     pass
 
 

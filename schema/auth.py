@@ -104,7 +104,10 @@ class AuthMutation:
         ctx = info.context
         token = refresh_token or ctx.refresh_cookie()
         principal = None if token is not None else await ctx.optional_principal()
-        ctx.clear_refresh_cookie()
+        if ctx.cookies_trusted():
+            # Only a request that may use the cookie may clear it: a cross-site post cannot
+            # sign a browser out either.
+            ctx.clear_refresh_cookie()
         await auth.logout(ctx.kt, token, principal, ctx.client)
         return True
 

@@ -77,10 +77,14 @@ class Context:
             return None
         return await self.principal()
 
+    def cookies_trusted(self) -> bool:
+        """Whether this request passes the CSRF rule for the refresh cookie."""
+        return cookie_allowed(self.request, self.kt.settings.cors_origins)
+
     def refresh_cookie(self) -> str | None:
         """The refresh cookie, only where the CSRF rule lets it count."""
         value = self.request.cookies.get(REFRESH_COOKIE)
-        if not value or not cookie_allowed(self.request, self.kt.settings.cors_origins):
+        if not value or not self.cookies_trusted():
             return None
         return value
 

@@ -37,7 +37,8 @@ def contract_error(error: GraphQLError, request_id: str | None) -> GraphQLError:
         return _with_code(
             error, original.message, {"code": original.code.value, **original.extensions}
         )
-    if original is None:
+    if original is None or isinstance(original, GraphQLError):
+        # GraphQL's own parse, validation and variable-coercion errors: safe, clear messages.
         code = (error.extensions or {}).get("code")
         if isinstance(code, str) and code in ErrorCode.__members__:
             return error

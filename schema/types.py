@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from enum import Enum
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
+from models import AuditEvent as AuditEventRow
 from models import Role, SessionStatus
 from models import Session as SessionRow
 from models import User as UserRow
@@ -124,3 +126,102 @@ class RegisterInput:
     email: str
     password: str
     refresh_token_delivery: RefreshTokenDelivery = RefreshTokenDelivery.COOKIE
+
+
+@strawberry.type
+class AuditEvent:
+    id: strawberry.ID
+    kind: str
+    created_at: datetime
+    session_id: strawberry.ID | None
+    ip_address: str | None
+    user_agent: str | None
+    detail: str | None
+    user_id: strawberry.Private[uuid.UUID | None]
+    actor_id: strawberry.Private[uuid.UUID | None]
+
+    @strawberry.field
+    async def user(self, info: strawberry.Info[Context, None]) -> User | None:
+        return await _load_user(info, self.user_id)
+
+    @strawberry.field
+    async def actor(self, info: strawberry.Info[Context, None]) -> User | None:
+        return await _load_user(info, self.actor_id)
+
+    @classmethod
+    def from_row(cls, row: AuditEventRow) -> AuditEvent:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            kind=row.kind,
+            created_at=row.created_at,
+            session_id=strawberry.ID(str(row.session_id)) if row.session_id else None,
+            ip_address=row.ip_address,
+            user_agent=row.user_agent,
+            detail=json.dumps(row.detail, sort_keys=True) if row.detail is not None else None,
+            user_id=row.user_id,
+            actor_id=row.actor_id,
+        )
+
+
+async def _load_user(
+    info: strawberry.Info[Context, None], user_id: uuid.UUID | None
+) -> User | None:
+    if user_id is None:
+        return None
+    row = await info.context.loaders.users.load(user_id)
+    return User.from_row(row) if row is not None else None
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class UserEdge:
+    cursor: str
+    node: User
+
+
+@strawberry.type
+class UserConnection:
+    edges: list[UserEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+@strawberry.type
+class SessionEdge:
+    cursor: str
+    node: Session
+
+
+@strawberry.type
+class SessionConnection:
+    edges: list[SessionEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+@strawberry.type
+class AuditEventEdge:
+    cursor: str
+    node: AuditEvent
+
+
+@strawberry.type
+class AuditEventConnection:
+    edges: list[AuditEventEdge]
+    page_info: PageInfo
+
+
+def page_info(cursors: list[str], has_next: bool) -> PageInfo:
+    return PageInfo(has_next_page=has_next, end_cursor=cursors[-1] if cursors else None)
+
+
+@strawberry.input
+class CreateUserInput:
+    email: str
+    password: str
+    role: Role = Role.USER
