@@ -107,7 +107,7 @@ async def revoke_session_as_admin(
         session = await SessionRow.get_or_none(id=sid).select_related("user")
         if session is None:
             raise AuthError(ErrorCode.NOT_FOUND, "No such session.")
-        if await revoke_session(sid, REASON_ADMIN, kt.clock()):
+        if await revoke_session(sid, REASON_ADMIN, kt.clock(), session.user.token_version):
             await _audit(
                 AuditKind.SESSION_REVOKED,
                 kt,

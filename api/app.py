@@ -8,16 +8,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from tortoise.contrib.starlette import RegisterTortoise
 
+from admin.routes import admin_routes
 from api.clock import Clock, utc_now
 from api.db import connection, is_unavailable, tortoise_config
 from api.graphql_view import GraphQLView
+from api.middleware import build_middleware
 from api.runtime import Keyturn
 from api.settings import Settings
 from schema import build_schema
@@ -57,29 +57,20 @@ def create_app(settings: Settings, clock: Clock = utc_now) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with RegisterTortoise(app, config=db_config):
-            await kt.passwords.warm_up()
-            yield
-        kt.close()
+            await kt.start()
+            try:
+                yield
+            finally:
+                await kt.stop()
 
-    middleware = []
-    if settings.cors_origins:
-        middleware.append(
-            Middleware(
-                CORSMiddleware,
-                allow_origins=settings.cors_origins,
-                allow_credentials=True,
-                allow_methods=["GET", "POST"],
-                allow_headers=["Authorization", "Content-Type"],
-                max_age=600,
-            )
-        )
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            *admin_routes(settings),
         ],
-        middleware=middleware,
+        middleware=build_middleware(settings),
         lifespan=lifespan,
     )
     app.state.keyturn = kt

@@ -227,7 +227,7 @@ async def refresh(kt: Keyturn, token: str, client: ClientInfo) -> AuthResult:
             # winner received, so the session never has two live chains.
             return _issue(kt, user, session, now)
 
-        reuse_detected = await revoke_session(session.id, REASON_REUSE, now)
+        reuse_detected = await revoke_session(session.id, REASON_REUSE, now, user.token_version)
         if reuse_detected:
             await _audit(
                 AuditKind.REFRESH_REUSE_DETECTED,
@@ -260,9 +260,12 @@ async def logout(
     else:
         raise AuthError(ErrorCode.INVALID_REFRESH_TOKEN)
     async with in_transaction():
-        if not await SessionRow.exists(id=session_id, user_id=user_id):
+        session = await SessionRow.get_or_none(id=session_id, user_id=user_id).select_related(
+            "user"
+        )
+        if session is None:
             raise AuthError(ErrorCode.INVALID_REFRESH_TOKEN)
-        if await revoke_session(session_id, REASON_LOGOUT, now):
+        if await revoke_session(session_id, REASON_LOGOUT, now, session.user.token_version):
             await _audit(
                 AuditKind.LOGGED_OUT,
                 now,
@@ -328,7 +331,7 @@ async def revoke_my_session(
             raise AuthError(ErrorCode.NOT_FOUND)
         if session.user_id != principal.user_id:
             raise AuthError(ErrorCode.FORBIDDEN, "You can only revoke your own sessions.")
-        if await revoke_session(sid, REASON_USER, now):
+        if await revoke_session(sid, REASON_USER, now, principal.token_version):
             await _audit(
                 AuditKind.SESSION_REVOKED,
                 now,

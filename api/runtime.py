@@ -40,5 +40,8 @@ class Keyturn:
             trusted_proxies=parse_networks(settings.trusted_proxies),
         )
 
-    def close(self) -> None:
+    async def start(self) -> None:
+        await self.passwords.warm_up()
+
+    async def stop(self) -> None:
         self.passwords.close()

@@ -102,11 +102,17 @@ async def rotate_refresh_token(
     return updated == 1
 
 
-async def revoke_session(session_id: uuid.UUID, reason: str, now: datetime) -> bool:
-    """Revoke a live session; False when it was already revoked (the first reason wins)."""
-    updated = await Session.filter(id=session_id, revoked_at__isnull=True).update(
-        revoked_at=now, revoked_reason=reason
-    )
+async def revoke_session(
+    session_id: uuid.UUID, reason: str, now: datetime, user_token_version: int
+) -> bool:
+    """Revoke a live session; False when it had already ended.
+
+    The first end wins: a session already revoked, or ended by a token_version bump (whose
+    reason stays `sessions_revoked`), is left as it is.
+    """
+    updated = await Session.filter(
+        id=session_id, revoked_at__isnull=True, token_version=user_token_version
+    ).update(revoked_at=now, revoked_reason=reason)
     return updated == 1
 
 

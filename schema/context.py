@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 
@@ -51,26 +52,22 @@ class Context:
     client: ClientInfo
     loaders: Loaders
     request_id: str
-    _principal: Principal | None = None
-    _auth_error: AuthError | None = None
-    _checked: bool = False
+    _principal: asyncio.Future[Principal] | None = None
 
     async def principal(self) -> Principal:
-        """The signed-in caller; raises the contract error when there is none."""
-        if not self._checked:
-            self._checked = True
-            token = bearer_token(self.request)
-            if token is None:
-                self._auth_error = AuthError(ErrorCode.UNAUTHENTICATED)
-            else:
-                try:
-                    self._principal = await self.kt.access.authenticate(token)
-                except AuthError as exc:
-                    self._auth_error = exc
+        """The signed-in caller; raises the contract error when there is none.
+
+        Checked once per request: sibling fields resolving concurrently share one check.
+        """
         if self._principal is None:
-            assert self._auth_error is not None
-            raise self._auth_error
-        return self._principal
+            self._principal = asyncio.ensure_future(self._authenticate())
+        return await asyncio.shield(self._principal)
+
+    async def _authenticate(self) -> Principal:
+        token = bearer_token(self.request)
+        if token is None:
+            raise AuthError(ErrorCode.UNAUTHENTICATED)
+        return await self.kt.access.authenticate(token)
 
     async def optional_principal(self) -> Principal | None:
         if bearer_token(self.request) is None:

@@ -241,3 +241,23 @@ async def test_revocation_by_another_worker_bites_within_the_cache_ttl(
     )
     await asyncio.sleep(api.settings.revocation_cache_ttl + 0.05)
     assert (await api.gql(ME, token=login["accessToken"])).codes == ["TOKEN_REVOKED"]
+
+
+async def test_sibling_fields_share_one_access_check(api: Harness, user: UserRow) -> None:
+    login = await api.login()
+    result = await api.gql(
+        "{ me { id } mySessions { id } again: me { email } }", token=login["accessToken"]
+    )
+    assert not result.errors, result.errors
+    assert result.data["again"]["email"] == "user@example.com"
+
+
+async def test_revoking_a_session_ended_by_a_bump_keeps_its_reason(
+    api: Harness, user: UserRow
+) -> None:
+    old = await api.login()
+    await api.gql(LOGOUT_ALL, token=old["accessToken"])
+    fresh = await api.login()
+    result = await api.gql(REVOKE_MY, {"id": old["session"]["id"]}, token=fresh["accessToken"])
+    assert result.data["revokeMySession"]["revokedReason"] == "sessions_revoked"
+    assert await AuditEvent.filter(kind="session_revoked").count() == 0
