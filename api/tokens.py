@@ -18,6 +18,9 @@ ALGORITHM = "HS256"
 ACCESS_TYP = "at+jwt"
 REFRESH_TYP = "rt+jwt"
 MAX_TOKEN_LENGTH = 4096
+# The last second a datetime can hold: a later `exp` is malformed, not merely far away, and would
+# overflow when turned into a datetime.
+MAX_TIMESTAMP = int(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp())
 
 ACCESS_CLAIMS = ("iss", "aud", "sub", "sid", "ver", "role", "iat", "exp", "jti")
 REFRESH_CLAIMS = ("iss", "aud", "sub", "sid", "jti", "ver", "iat", "exp")
@@ -111,7 +114,7 @@ class _Signer:
         if header.get("typ") != self._typ or header.get("kid") != self._kid:
             raise TokenInvalid("header")
         exp, iat = payload["exp"], payload["iat"]
-        if type(exp) is not int or type(iat) is not int or iat >= exp:
+        if type(exp) is not int or type(iat) is not int or not 0 <= iat < exp <= MAX_TIMESTAMP:
             raise TokenInvalid("times")
         if _timestamp(now) >= exp:
             raise TokenExpired
