@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from tortoise import Tortoise
 
 from api import accounts, maintenance
-from api.db import is_unavailable, tortoise_config
+from api.db import is_unavailable, sqlite_path, tortoise_config
 from api.errors import AuthError
 from api.migrations import DatabaseUnavailable, MigrationError, migrate, pending_migrations
 from api.passwords import Passwords
@@ -52,6 +52,10 @@ def _settings() -> Settings:
 async def database(settings: Settings) -> AsyncIterator[None]:
     """Connect, and insist on a migrated database."""
     config = tortoise_config(settings.database_url)
+    db_file = sqlite_path(settings.database_url)
+    if db_file is not None and not db_file.is_file():
+        # Opening it would create an empty file (or fail in a folder that does not exist).
+        raise CommandError(f"there is no database at {db_file}: run `keyturn migrate` first")
     try:
         await Tortoise.init(config=config)
         pending = await pending_migrations(settings.database_url)
@@ -59,7 +63,9 @@ async def database(settings: Settings) -> AsyncIterator[None]:
         await Tortoise.close_connections()
         if is_unavailable(exc):
             raise CommandError(f"cannot reach the database: {_describe(exc)}") from None
-        raise
+        # Anything else here comes from what KEYTURN_DATABASE_URL points at (a file that is
+        # no database, a schema of another program): the operator's to fix, not a crash.
+        raise CommandError(f"cannot use the database: {_describe(exc)}") from None
     if pending is None:
         await Tortoise.close_connections()
         raise CommandError("the database is not migrated: run `keyturn migrate` first")

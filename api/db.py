@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qsl
 
 import asyncpg
 from tortoise import BaseDBAsyncClient, Tortoise
@@ -34,13 +36,57 @@ def dialect_of(database_url: str) -> Dialect:
         ) from None
 
 
+# The query parameters a PostgreSQL URL may carry. Anything else would reach asyncpg as an
+# unknown keyword and fail on the first query, far from the setting that caused it.
+_PG_SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+_PG_PARAMETERS: dict[str, type[int] | type[float] | type[str]] = {
+    "minsize": int,
+    "maxsize": int,
+    "timeout": float,
+    "command_timeout": float,
+    "application_name": str,
+    "schema": str,
+}
+
+
+def _postgres_options(query: str) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name in ("sslmode", "ssl"):
+            mode = {"true": "require", "false": "disable"}.get(value.lower(), value.lower())
+            if mode not in _PG_SSL_MODES:
+                raise SettingsError(
+                    f"KEYTURN_DATABASE_URL: {name}={value} is not one of {', '.join(_PG_SSL_MODES)}"
+                )
+            options["ssl"] = mode
+        elif name in _PG_PARAMETERS:
+            try:
+                options[name] = _PG_PARAMETERS[name](value)
+            except ValueError:
+                raise SettingsError(f"KEYTURN_DATABASE_URL: {name}={value} is not valid") from None
+        else:
+            known = ", ".join(["sslmode", *_PG_PARAMETERS])
+            raise SettingsError(
+                f"KEYTURN_DATABASE_URL: unknown parameter {name!r} (PostgreSQL takes {known})"
+            )
+    return options
+
+
 def tortoise_config(database_url: str) -> dict[str, Any]:
     dialect = dialect_of(database_url)
+    base, _, query = database_url.partition("?")
     try:
-        connection = expand_db_url(database_url)
+        connection = expand_db_url(base if dialect == "postgres" else database_url)
     except (ConfigurationError, ValueError) as exc:
         raise SettingsError(f"KEYTURN_DATABASE_URL is not a valid database URL: {exc}") from None
     credentials = connection["credentials"]
+    if dialect == "postgres":
+        if not credentials.get("database"):
+            # Without a name asyncpg picks the user's default database: never the intended one.
+            raise SettingsError(
+                "KEYTURN_DATABASE_URL names no database (postgres://USER@HOST:PORT/DATABASE)"
+            )
+        credentials.update(_postgres_options(query))
     if dialect == "sqlite":
         # Several workers may share the file: wait for a lock rather than fail at once.
         credentials.setdefault("busy_timeout", 5000)
@@ -62,6 +108,14 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
 _UNAVAILABLE_SQLITE_MESSAGES = ("unable to open", "disk i/o error", "database is locked")
 
 
+def sqlite_path(database_url: str) -> Path | None:
+    """The file of an SQLite database URL; None for PostgreSQL or an in-memory database."""
+    if dialect_of(database_url) != "sqlite":
+        return None
+    file_path = tortoise_config(database_url)["connections"]["sqlite"]["credentials"]["file_path"]
+    return None if file_path == ":memory:" else Path(file_path)
+
+
 def connection(database_url: str) -> BaseDBAsyncClient:
     return Tortoise.get_connection(dialect_of(database_url))
 
@@ -80,6 +134,7 @@ def is_unavailable(exc: BaseException) -> bool:
             | asyncpg.PostgresConnectionError
             | asyncpg.InterfaceError
             | asyncpg.CannotConnectNowError
+            | asyncpg.InvalidAuthorizationSpecificationError
             | asyncpg.TooManyConnectionsError
             | asyncpg.AdminShutdownError,
         ):

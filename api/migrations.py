@@ -2,9 +2,11 @@
 
 aerich writes SQL for the database it ran against, so there is one history per dialect
 (`migrations/sqlite/models`, `migrations/postgres/models`), both generated from the same models by
-`python -m api.migrations make NAME`. PostgreSQL runs each migration in a transaction. SQLite's
-`executescript` commits as it goes, so an SQLite upgrade works on a copy of the file and only
-replaces the original once every migration has been applied.
+`python -m api.migrations make NAME`. Either every pending migration is applied or none is:
+PostgreSQL runs them all in one transaction (so no migration may need to run outside one, as
+CREATE INDEX CONCURRENTLY does). SQLite's `executescript` commits as it goes, so an SQLite
+upgrade works on a copy of the file and only replaces the original once every migration has
+been applied.
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ from typing import Any
 
 from aerich import Command
 from aerich.migrate import Migrate
-from tortoise import Tortoise
+from aerich.models import Aerich
+from aerich.utils import decompress_dict, get_models_describe, import_py_file
+from tortoise import BaseDBAsyncClient, Tortoise
 from tortoise.exceptions import OperationalError
+from tortoise.transactions import in_transaction
 
-from api.db import Dialect, dialect_of, is_unavailable, tortoise_config
+from api.db import Dialect, dialect_of, is_unavailable, sqlite_path, tortoise_config
 
 MIGRATIONS_ROOT = Path(__file__).resolve().parent.parent / "migrations"
 APP = "models"
@@ -78,43 +83,67 @@ async def migrate(database_url: str) -> list[str]:
 
 async def _migrate(database_url: str) -> list[str]:
     dialect = dialect_of(database_url)
-    config = tortoise_config(database_url)
-    if dialect == "sqlite":
-        db_file = config["connections"]["sqlite"]["credentials"]["file_path"]
-        if db_file != ":memory:":
-            return await _migrate_sqlite_copy(database_url, Path(db_file))
-    return await _upgrade(config, dialect)
+    db_file = sqlite_path(database_url)
+    if db_file is not None:
+        return await _migrate_sqlite_copy(database_url, db_file)
+    return await _upgrade(tortoise_config(database_url), dialect)
 
 
 async def _upgrade(config: dict[str, Any], dialect: Dialect) -> list[str]:
-    command = Command(tortoise_config=config, app=APP, location=str(location(dialect)))
     try:
         try:
-            await command.init()
+            await Tortoise.init(config=config)
             applied_before = await applied_migrations(dialect) or []
-            pending = [name for name in migration_files(dialect) if name not in applied_before]
         except Exception as exc:
             if is_unavailable(exc):
                 raise DatabaseUnavailable(str(exc)) from exc
             raise
-        try:
-            return list(await command.upgrade(run_in_transaction=True))
-        except Exception as exc:
-            if is_unavailable(exc):
-                raise DatabaseUnavailable(str(exc)) from exc
-            applied = await applied_migrations(dialect) or []
-            failed = next((name for name in pending if name not in applied), "?")
-            raise MigrationError(f"migration {failed} failed: {exc}") from exc
+        pending = [name for name in migration_files(dialect) if name not in applied_before]
+        if dialect == "sqlite":
+            conn = Tortoise.get_connection(dialect)
+            for name in pending:
+                await _apply(conn, dialect, name)
+            return pending
+        # PostgreSQL's DDL is transactional: one transaction around every pending migration
+        # makes the upgrade all or nothing. (aerich's own upgrade commits migration by migration,
+        # and probes for its table with a query that would abort an enclosing transaction.)
+        async with in_transaction(dialect) as tx:
+            for name in pending:
+                await _apply(tx, dialect, name)
+        return pending
     finally:
         await Tortoise.close_connections()
 
 
+async def _apply(conn: BaseDBAsyncClient, dialect: Dialect, name: str) -> None:
+    """Run one migration file's upgrade SQL and record it, as aerich's `upgrade` does."""
+    try:
+        module = import_py_file(location(dialect) / APP / name)
+        await conn.execute_script(await module.upgrade(conn))
+        state = getattr(module, "MODELS_STATE", None)
+        content = decompress_dict(state) if state else get_models_describe(APP)
+        await Aerich.create(version=name, app=APP, content=content, using_db=conn)
+    except Exception as exc:
+        if is_unavailable(exc):
+            raise DatabaseUnavailable(str(exc)) from exc
+        raise MigrationError(f"migration {name} failed: {exc}") from exc
+
+
 async def _migrate_sqlite_copy(database_url: str, db_file: Path) -> list[str]:
-    work_dir = Path(tempfile.mkdtemp(prefix="keyturn-migrate-", dir=db_file.parent or None))
+    folder = db_file.parent
+    if not folder.is_dir():
+        raise DatabaseUnavailable(f"the folder {folder} does not exist")
+    try:
+        work_dir = Path(tempfile.mkdtemp(prefix="keyturn-migrate-", dir=folder))
+    except OSError as exc:
+        raise DatabaseUnavailable(f"cannot write in {folder}: {exc.strerror}") from exc
     work_file = work_dir / db_file.name
     try:
         if db_file.exists():
-            _sqlite_copy(db_file, work_file)
+            try:
+                _sqlite_copy(db_file, work_file)
+            except sqlite3.DatabaseError as exc:
+                raise MigrationError(f"{db_file} is not an SQLite database ({exc})") from exc
         config = tortoise_config(database_url)
         config["connections"]["sqlite"]["credentials"]["file_path"] = str(work_file)
         applied = await _upgrade(config, "sqlite")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import json
 import logging
+import os
 import secrets
+import tempfile
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -76,6 +80,8 @@ class Settings(BaseSettings):
     registration_open: bool = False
 
     login_max_failures_per_account: int = Field(default=10, gt=0)
+    # The 15 minutes of the failure count; repeated lockouts last longer (see api/ratelimit.py).
+    login_failure_window: int = Field(default=900, gt=0)
     login_max_attempts_per_ip: int = Field(default=100, gt=0)
     register_max_per_ip: int = Field(default=20, gt=0)
     refresh_max_per_ip: int = Field(default=600, gt=0)
@@ -85,6 +91,8 @@ class Settings(BaseSettings):
     introspection: bool | None = None
 
     password_hash_concurrency: int = Field(default=2, gt=0)
+    # Hashing jobs that may wait for a free worker; past that, RATE_LIMITED (a flood's bound).
+    password_hash_queue: int = Field(default=64, gt=0)
 
     _split_lists = field_validator("cors_origins", "trusted_proxies", mode="before")(_split_csv)
 
@@ -94,6 +102,19 @@ class Settings(BaseSettings):
         if "*" in origins:
             raise ValueError("KEYTURN_CORS_ORIGINS cannot be '*': list the allowed origins")
         return [origin.rstrip("/") for origin in origins]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, entries: list[str]) -> list[str]:
+        # Checked here so that a typo stops start-up with the variable's name, not a traceback.
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"KEYTURN_TRUSTED_PROXIES: {entry!r} is not an IP address or network"
+                ) from None
+        return entries
 
     @model_validator(mode="after")
     def _check_production(self) -> Settings:
@@ -175,14 +196,44 @@ def load_settings(**overrides: Any) -> Settings:
 
 def _dev_secrets(path: Path) -> dict[str, str]:
     if path.exists():
-        stored: dict[str, str] = json.loads(path.read_text())
-        return stored
-    stored = {"access": secrets.token_urlsafe(48), "refresh": secrets.token_urlsafe(48)}
-    path.write_text(json.dumps(stored))
-    path.chmod(0o600)
+        return _read_dev_secrets(path)
+    generated = {"access": secrets.token_urlsafe(48), "refresh": secrets.token_urlsafe(48)}
+    # Written whole and private before it appears under its name, and never over a file that
+    # another process (a second worker starting at the same moment) created first: every
+    # process must sign with the same secrets.
+    fd, draft = tempfile.mkstemp(prefix=f"{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as file:
+            json.dump(generated, file)
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            return _read_dev_secrets(path)
+        except OSError:
+            # A file system without hard links: the last writer wins, which only a race of two
+            # first starts could notice.
+            os.replace(draft, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(draft)
     logger.warning(
         "development mode: generated signing secrets into %s (git ignores it); "
         "set KEYTURN_ACCESS_TOKEN_SECRET and KEYTURN_REFRESH_TOKEN_SECRET in production",
         path.resolve(),
     )
-    return stored
+    return generated
+
+
+def _read_dev_secrets(path: Path) -> dict[str, str]:
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SettingsError(
+            f"cannot read {path}: {exc}; delete it to generate new secrets"
+        ) from None
+    if not (
+        isinstance(stored, dict)
+        and all(isinstance(stored.get(kind), str) for kind in ("access", "refresh"))
+    ):
+        raise SettingsError(f"{path} lacks the two secrets; delete it to generate new ones")
+    return {"access": stored["access"], "refresh": stored["refresh"]}

@@ -1,0 +1,276 @@
+"""The app's HTTP surface: health, readiness, the GraphQL endpoint and GraphiQL, and how the app
+behaves while PostgreSQL is unreachable and once it is back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from api.app import READY_TIMEOUT, create_app
+from tests.conftest import (
+    BASE_URL,
+    LOGIN,
+    PASSWORD,
+    PG_HOST,
+    PG_PORT,
+    AppFactory,
+    FakeClock,
+    Harness,
+    empty_pg,
+    make_settings,
+    pg_url,
+    require_service,
+)
+
+# Long enough for the app's own timeouts (connect, readiness) to answer first.
+OUTAGE_ANSWER_WITHIN = 15
+
+
+async def test_healthz_answers_while_the_process_is_up(api: Harness) -> None:
+    response = await api.client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_readyz_answers_200_when_the_database_answers(api: Harness) -> None:
+    response = await api.client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ready"
+
+
+async def test_typename_query_answers_query(api: Harness) -> None:
+    response = await api.client.post("/graphql", json={"query": "{ __typename }"})
+    assert response.status_code == 200
+    assert response.json() == {"data": {"__typename": "Query"}}
+
+
+async def test_typename_query_works_over_get(api: Harness) -> None:
+    response = await api.client.get("/graphql", params={"query": "{ __typename }"})
+    assert response.status_code == 200
+    assert response.json() == {"data": {"__typename": "Query"}}
+
+
+async def test_a_mutation_over_get_is_refused(api: Harness) -> None:
+    response = await api.client.get(
+        "/graphql",
+        params={"query": 'mutation { logout(refreshToken: "x") }'},
+        headers={"Accept": "application/json"},
+    )
+    assert response.status_code >= 400
+    assert response.status_code < 500
+
+
+async def test_graphiql_opens_in_a_browser_in_development(api: Harness) -> None:
+    response = await api.client.get("/graphql", headers={"Accept": "text/html"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "graphiql" in response.text.lower()
+
+
+async def test_graphiql_is_off_in_production(app_factory: AppFactory) -> None:
+    api = await app_factory(env="production")
+    response = await api.client.get("/graphql", headers={"Accept": "text/html"})
+    assert "graphiql" not in response.text.lower()
+    assert response.status_code != 200
+
+
+# An outage of PostgreSQL, made by cutting a TCP proxy between the app and the server.
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to PostgreSQL.
+
+    `stop` refuses and cuts every connection, as a database that went down does; `freeze` keeps
+    them open but carries nothing, as a network that swallows packets does.
+    """
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port: int = sock.getsockname()[1]
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._pipes: set[asyncio.Task[None]] = set()
+        self.frozen = False
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for writer in self._writers:
+            writer.transport.abort()
+        for pipe in self._pipes:
+            pipe.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+        self._writers.clear()
+        self._pipes.clear()
+
+    async def freeze(self) -> None:
+        self.frozen = True
+        for pipe in self._pipes:
+            pipe.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+
+    async def thaw(self) -> None:
+        """The network is back; what it held for too long is gone (reset)."""
+        self.frozen = False
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def _serve(
+        self, client_reader: asyncio.StreamReader, client: asyncio.StreamWriter
+    ) -> None:
+        if self.frozen:
+            self._writers.add(client)
+            return
+        try:
+            server_reader, server = await asyncio.open_connection(*self.target)
+        except OSError:
+            client.transport.abort()
+            return
+        self._writers |= {client, server}
+        for reader, writer in ((client_reader, server), (server_reader, client)):
+            pipe = asyncio.create_task(self._pipe(reader, writer))
+            self._pipes.add(pipe)
+            pipe.add_done_callback(self._pipes.discard)
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.transport.abort()
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[TcpProxy]:
+    proxy = TcpProxy(PG_HOST, PG_PORT)
+    await proxy.start()
+    try:
+        yield proxy
+    finally:
+        await proxy.stop()
+
+
+@pytest.fixture
+async def proxied_api(
+    pg_database: str | None, proxy: TcpProxy, clock: FakeClock
+) -> AsyncIterator[Harness]:
+    """The app on the session's migrated PostgreSQL database, reached through the proxy."""
+    require_service("PostgreSQL", pg_database is not None)
+    assert pg_database is not None
+    await empty_pg(pg_database)
+    settings = make_settings(pg_url(pg_database, port=proxy.port))
+    app = create_app(settings, clock)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as client,
+    ):
+        yield Harness(app, client, settings, clock)
+
+
+async def login(api: Harness, email: str) -> httpx.Response:
+    return await api.client.post(
+        "/graphql",
+        json={"query": LOGIN, "variables": {"email": email, "password": PASSWORD, "d": "BODY"}},
+    )
+
+
+async def readyz(api: Harness) -> httpx.Response:
+    return await asyncio.wait_for(api.client.get("/readyz"), OUTAGE_ANSWER_WITHIN)
+
+
+async def test_readyz_and_login_during_an_outage_and_after_it(
+    proxied_api: Harness, proxy: TcpProxy
+) -> None:
+    api = proxied_api
+    email = f"outage-{uuid.uuid4().hex[:8]}@example.com"
+    await api.create_user(email)
+    assert (await readyz(api)).status_code == 200
+    assert not (await login(api, email)).json().get("errors")
+
+    await proxy.stop()
+
+    down = await readyz(api)
+    assert down.status_code == 503
+    assert down.json() == {"status": "unavailable", "reason": "database unreachable"}
+    assert (await api.client.get("/healthz")).status_code == 200
+    failed = await asyncio.wait_for(login(api, email), OUTAGE_ANSWER_WITHIN)
+    assert failed.status_code < 500
+    body = failed.json()
+    assert body["data"] is None
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+    assert "Traceback" not in failed.text
+    assert "127.0.0.1" not in failed.text
+    assert (await readyz(api)).status_code == 503, "still down: the second check must agree"
+
+    await proxy.start()
+
+    up = await readyz(api)
+    assert up.status_code == 200, up.text
+    assert up.json()["status"] == "ready"
+    recovered = await login(api, email)
+    assert not recovered.json().get("errors"), recovered.text
+    assert recovered.json()["data"]["login"]["user"]["email"] == email
+
+
+async def test_readyz_answers_in_time_while_the_network_swallows_packets(
+    proxied_api: Harness, proxy: TcpProxy
+) -> None:
+    assert (await readyz(proxied_api)).status_code == 200
+    await proxy.freeze()
+    try:
+        for _ in range(2):
+            started = time.monotonic()
+            response = await readyz(proxied_api)
+            assert response.status_code == 503
+            assert time.monotonic() - started < READY_TIMEOUT + 1
+    finally:
+        await proxy.thaw()
+    assert (await readyz(proxied_api)).status_code == 200
+
+
+async def test_the_app_recovers_from_repeated_outages(
+    proxied_api: Harness, proxy: TcpProxy
+) -> None:
+    for _ in range(3):
+        assert (await readyz(proxied_api)).status_code == 200
+        await proxy.stop()
+        assert (await readyz(proxied_api)).status_code == 503
+        await proxy.start()
+    assert (await readyz(proxied_api)).status_code == 200
+
+
+async def test_the_app_starts_while_the_database_is_down(
+    pg_database: str | None, clock: FakeClock
+) -> None:
+    require_service("PostgreSQL", pg_database is not None)
+    assert pg_database is not None
+    proxy = TcpProxy(PG_HOST, PG_PORT)
+    app = create_app(make_settings(pg_url(pg_database, port=proxy.port)), clock)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as client,
+    ):
+        assert (await client.get("/healthz")).status_code == 200
+        assert (await client.get("/readyz")).status_code == 503
+        await proxy.start()
+        try:
+            assert (await client.get("/readyz")).status_code == 200
+        finally:
+            await proxy.stop()

@@ -1,0 +1,408 @@
+"""The `keyturn` command, run for real in a subprocess against real SQLite files and PostgreSQL.
+
+Every failure an operator can cause ends in one line on stderr and a non-zero exit, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+from tortoise import Tortoise
+
+from api.db import tortoise_config
+from models import AuditEvent, AuditKind, Role, Session, User
+from tests.conftest import (
+    ACCESS_SECRET,
+    PASSWORD,
+    PG_HOST,
+    PG_PORT,
+    REFRESH_SECRET,
+    pg_url,
+    port_open,
+    require_service,
+)
+
+KEYTURN = Path(sys.executable).with_name("keyturn")
+TIMEOUT = 60
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def error_line(self) -> str:
+        """The one line a failure prints; fails the test if there is more, or a traceback."""
+        assert self.returncode != 0, self.stdout
+        assert "Traceback" not in self.stderr, self.stderr
+        lines = self.stderr.splitlines()
+        assert len(lines) == 1, self.stderr
+        assert lines[0].startswith("keyturn: "), self.stderr
+        return lines[0]
+
+
+@dataclass
+class Keyturn:
+    """The `keyturn` command in its own working folder, with its own environment."""
+
+    cwd: Path
+    database_url: str
+
+    async def __call__(
+        self, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+    ) -> Run:
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("KEYTURN_")}
+        environment |= {
+            "KEYTURN_DATABASE_URL": self.database_url,
+            "KEYTURN_ACCESS_TOKEN_SECRET": ACCESS_SECRET,
+            "KEYTURN_REFRESH_TOKEN_SECRET": REFRESH_SECRET,
+            **(env or {}),
+        }
+        process = await asyncio.create_subprocess_exec(
+            str(KEYTURN),
+            *args,
+            cwd=self.cwd,
+            env={k: v for k, v in environment.items() if v},
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            out, err = await asyncio.wait_for(
+                process.communicate(stdin.encode() if stdin is not None else None), TIMEOUT
+            )
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            pytest.fail(f"keyturn {' '.join(args)} did not finish in {TIMEOUT} s")
+        assert process.returncode is not None
+        return Run(process.returncode, out.decode(), err.decode())
+
+    async def create_user(self, email: str, *flags: str, password: str = PASSWORD) -> Run:
+        return await self("users", "create", email, *flags, "--password-stdin", stdin=password)
+
+
+async def pg_admin(sql: str) -> None:
+    conn = await asyncpg.connect(pg_url("postgres", "postgresql"))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def scratch_pg() -> AsyncIterator[str]:
+    """An empty database of its own on the real PostgreSQL, dropped afterwards."""
+    require_service("PostgreSQL", port_open(PG_HOST, PG_PORT))
+    name = f"keyturn_test_{uuid.uuid4().hex[:10]}"
+    await pg_admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield pg_url(name)
+    finally:
+        await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite://{tmp_path / 'keyturn.sqlite3'}"
+    return str(request.getfixturevalue("scratch_pg"))
+
+
+@pytest.fixture
+def keyturn(tmp_path: Path, empty_database_url: str) -> Keyturn:
+    return Keyturn(tmp_path, empty_database_url)
+
+
+@pytest.fixture
+async def migrated(keyturn: Keyturn) -> Keyturn:
+    result = await keyturn("migrate")
+    assert result.returncode == 0, result.stderr
+    return keyturn
+
+
+@asynccontextmanager
+async def orm(database_url: str) -> AsyncIterator[None]:
+    """The models, in this process, on the database the command used."""
+    await Tortoise.init(config=tortoise_config(database_url))
+    try:
+        yield
+    finally:
+        await Tortoise.close_connections()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+# The everyday path.
+
+
+async def test_migrate_then_create_an_admin_then_list_it(keyturn: Keyturn) -> None:
+    migrate = await keyturn("migrate")
+    assert migrate.returncode == 0, migrate.stderr
+    assert migrate.stdout.startswith("applied 0_")
+
+    created = await keyturn.create_user("  A@Example.com ", "--admin")
+    assert created.returncode == 0, created.stderr
+    assert "admin a@example.com" in created.stdout
+
+    listed = await keyturn("users", "list")
+    assert listed.returncode == 0, listed.stderr
+    header, row = listed.stdout.splitlines()
+    assert header.split() == ["EMAIL", "ROLE", "ACTIVE", "VERSION", "ID"]
+    email, role, active, version, user_id = row.split()
+    assert (email, role, active, version) == ("a@example.com", "admin", "yes", "0")
+    async with orm(keyturn.database_url):
+        user = await User.get(id=uuid.UUID(user_id))
+        assert user.role is Role.ADMIN
+        assert user.password_hash.startswith("$argon2id$")
+        assert await AuditEvent.exists(user_id=user.id, kind=AuditKind.USER_CREATED.value)
+
+
+async def test_a_second_migrate_says_the_database_is_up_to_date(migrated: Keyturn) -> None:
+    again = await migrated("migrate")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == "the database is up to date"
+
+
+async def test_users_list_on_an_empty_database_says_how_to_create_one(migrated: Keyturn) -> None:
+    listed = await migrated("users", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "keyturn users create" in listed.stdout
+
+
+async def test_users_create_without_admin_makes_a_plain_user(migrated: Keyturn) -> None:
+    created = await migrated.create_user("b@example.com")
+    assert created.returncode == 0, created.stderr
+    listed = await migrated("users", "list")
+    assert listed.stdout.splitlines()[1].split()[1] == "user"
+
+
+async def test_revoke_sessions_bumps_the_token_version_and_is_audited(migrated: Keyturn) -> None:
+    await migrated.create_user("a@example.com", "--admin")
+
+    revoked = await migrated("users", "revoke-sessions", "A@example.com")
+    assert revoked.returncode == 0, revoked.stderr
+    assert "a@example.com" in revoked.stdout
+
+    listed = await migrated("users", "list")
+    assert listed.stdout.splitlines()[1].split()[3] == "1"
+    async with orm(migrated.database_url):
+        user = await User.get(email="a@example.com")
+        assert user.token_version == 1
+        event = await AuditEvent.get(user_id=user.id, kind=AuditKind.USER_SESSIONS_REVOKED.value)
+        assert event.actor_id is None
+
+
+async def test_revoke_sessions_of_an_unknown_email_fails_in_one_line(migrated: Keyturn) -> None:
+    result = await migrated("users", "revoke-sessions", "nobody@example.com")
+    assert "nobody@example.com" in result.error_line
+
+
+async def test_prune_deletes_long_dead_sessions_and_old_audit_events(migrated: Keyturn) -> None:
+    now = datetime.now(UTC)
+    long_ago = now - timedelta(days=400)
+    async with orm(migrated.database_url):
+        user = await User.create(
+            email="p@example.com",
+            password_hash="$argon2id$x",
+            role=Role.USER,
+            is_active=True,
+            token_version=0,
+            created_at=long_ago,
+            updated_at=long_ago,
+        )
+
+        def session(expires_at: datetime) -> Session:
+            return Session(
+                user=user,
+                token_version=0,
+                current_token_id=uuid.uuid4(),
+                rotated_at=long_ago,
+                created_at=long_ago,
+                last_used_at=long_ago,
+                expires_at=expires_at,
+                absolute_expires_at=now + timedelta(days=20),
+            )
+
+        dead, live = session(now - timedelta(days=8)), session(now + timedelta(days=1))
+        await dead.save()
+        await live.save()
+        old = await AuditEvent.create(kind="login_succeeded", created_at=long_ago, user=user)
+        recent = await AuditEvent.create(kind="login_succeeded", created_at=now, user=user)
+
+    pruned = await migrated("prune")
+
+    assert pruned.returncode == 0, pruned.stderr
+    assert pruned.stdout.strip() == "deleted 1 dead sessions and 1 old audit events"
+    async with orm(migrated.database_url):
+        assert {s.id for s in await Session.all()} == {live.id}
+        assert {e.id for e in await AuditEvent.all()} == {recent.id}
+        assert not await AuditEvent.exists(id=old.id)
+
+
+async def test_schema_prints_the_graphql_sdl_without_a_database(tmp_path: Path) -> None:
+    keyturn = Keyturn(tmp_path, "mysql://not-needed")
+    result = await keyturn("schema")
+    assert result.returncode == 0, result.stderr
+    assert "type Query" in result.stdout
+    assert "type Mutation" in result.stdout
+    assert result.stderr == ""
+
+
+# Operator mistakes: one clear line, a non-zero exit, no traceback.
+
+
+async def test_a_duplicate_email_is_refused(migrated: Keyturn) -> None:
+    assert (await migrated.create_user("a@example.com")).returncode == 0
+    line = (await migrated.create_user("A@EXAMPLE.COM ")).error_line
+    assert "email" in line
+    assert "already registered" in line
+
+
+async def test_an_invalid_email_is_refused(migrated: Keyturn) -> None:
+    line = (await migrated.create_user("not-an-email")).error_line
+    assert "email" in line
+
+
+async def test_a_too_short_password_is_refused(migrated: Keyturn) -> None:
+    line = (await migrated.create_user("a@example.com", password="short")).error_line
+    assert "password" in line
+    assert "8" in line
+    listed = await migrated("users", "list")
+    assert "a@example.com" not in listed.stdout
+
+
+async def test_a_password_must_come_from_stdin_or_a_terminal(migrated: Keyturn) -> None:
+    empty, no_terminal = await asyncio.gather(
+        migrated.create_user("a@example.com", password=""),
+        migrated("users", "create", "a@example.com", stdin=""),
+    )
+    assert "password" in empty.error_line
+    assert "--password-stdin" in no_terminal.error_line
+
+
+DATABASE_COMMANDS = [("migrate",), ("users", "list"), ("prune",)]
+
+
+async def error_lines(keyturn: Keyturn, commands: list[tuple[str, ...]]) -> list[str]:
+    """Run several commands at once; each must fail with one line."""
+    runs = await asyncio.gather(*(keyturn(*command) for command in commands))
+    return [run.error_line for run in runs]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["mysql://x", "keyturn.sqlite3", "postgres://127.0.0.1:5432", "postgres://h:port/db"],
+)
+async def test_a_bad_database_url_is_named(tmp_path: Path, url: str) -> None:
+    for line in await error_lines(Keyturn(tmp_path, url), DATABASE_COMMANDS):
+        assert "KEYTURN_DATABASE_URL" in line
+
+
+async def test_an_unknown_postgres_url_parameter_is_named(tmp_path: Path) -> None:
+    url = f"{pg_url('postgres')}?sslmod=disable"
+    line = (await Keyturn(tmp_path, url)("users", "list")).error_line
+    assert "KEYTURN_DATABASE_URL" in line
+    assert "sslmod" in line
+
+
+async def test_an_unreachable_database_is_reported(tmp_path: Path) -> None:
+    url = pg_url("keyturn", port=closed_port())
+    for line in await error_lines(Keyturn(tmp_path, url), DATABASE_COMMANDS):
+        assert "cannot reach the database" in line
+
+
+async def test_a_postgres_database_that_does_not_exist_is_reported(tmp_path: Path) -> None:
+    require_service("PostgreSQL", port_open(PG_HOST, PG_PORT))
+    url = pg_url(f"keyturn_missing_{uuid.uuid4().hex[:8]}")
+    line = (await Keyturn(tmp_path, url)("users", "list")).error_line
+    assert "cannot reach the database" in line
+
+
+async def test_a_missing_sqlite_folder_is_reported(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path / 'no' / 'such' / 'folder' / 'k.sqlite3'}"
+    for command in (("migrate",), ("users", "list")):
+        line = (await Keyturn(tmp_path, url)(*command)).error_line
+        assert "folder" in line or "no database" in line
+    assert not (tmp_path / "no").exists()
+
+
+async def test_a_file_that_is_no_database_is_reported_and_left_alone(tmp_path: Path) -> None:
+    db_file = tmp_path / "keyturn.sqlite3"
+    db_file.write_bytes(b"not a database at all" * 100)
+    keyturn = Keyturn(tmp_path, f"sqlite://{db_file}")
+    for command in (("migrate",), ("users", "list")):
+        assert "not a database" in (await keyturn(*command)).error_line
+    assert db_file.read_bytes() == b"not a database at all" * 100
+
+
+async def test_an_unmigrated_database_is_reported(keyturn: Keyturn) -> None:
+    commands = [("users", "list"), ("users", "revoke-sessions", "a@example.com"), ("prune",)]
+    lines = await error_lines(keyturn, commands)
+    lines.append((await keyturn.create_user("a@example.com")).error_line)
+    for line in lines:
+        assert "keyturn migrate" in line
+
+
+async def test_an_unmigrated_sqlite_database_is_not_created_by_reading_it(tmp_path: Path) -> None:
+    db_file = tmp_path / "keyturn.sqlite3"
+    (await Keyturn(tmp_path, f"sqlite://{db_file}")("users", "list")).error_line  # noqa: B018
+    assert not db_file.exists()
+
+
+async def test_production_serve_without_secrets_names_the_access_secret(tmp_path: Path) -> None:
+    keyturn = Keyturn(tmp_path, f"sqlite://{tmp_path / 'k.sqlite3'}")
+    result = await keyturn(
+        "serve",
+        "--port",
+        str(closed_port()),
+        env={
+            "KEYTURN_ENV": "production",
+            "KEYTURN_ACCESS_TOKEN_SECRET": "",
+            "KEYTURN_REFRESH_TOKEN_SECRET": "",
+        },
+    )
+    assert "KEYTURN_ACCESS_TOKEN_SECRET" in result.error_line
+    assert not (tmp_path / ".keyturn-secrets").exists()
+
+
+async def test_production_serve_with_a_short_secret_names_it(tmp_path: Path) -> None:
+    keyturn = Keyturn(tmp_path, f"sqlite://{tmp_path / 'k.sqlite3'}")
+    result = await keyturn(
+        "serve",
+        "--port",
+        str(closed_port()),
+        env={"KEYTURN_ENV": "production", "KEYTURN_REFRESH_TOKEN_SECRET": "tooShort123"},
+    )
+    assert "KEYTURN_REFRESH_TOKEN_SECRET" in result.error_line
+
+
+async def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+    keyturn = Keyturn(tmp_path, f"sqlite://{tmp_path / 'k.sqlite3'}")
+    result = await keyturn("serve", "--port", str(closed_port()))
+    assert "keyturn migrate" in result.error_line
+
+
+async def test_an_invalid_setting_is_named(tmp_path: Path) -> None:
+    keyturn = Keyturn(tmp_path, f"sqlite://{tmp_path / 'k.sqlite3'}")
+    result = await keyturn("users", "list", env={"KEYTURN_ACCESS_TOKEN_TTL": "soon"})
+    assert "KEYTURN_ACCESS_TOKEN_TTL" in result.error_line

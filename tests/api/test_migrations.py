@@ -1,0 +1,315 @@
+"""Migrations, on both dialects: an empty database upgrades, the models have no unmigrated change,
+and a failing migration is named and leaves the database exactly as it was."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import closing
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aerich.utils import compress_dict, decompress_dict
+from tortoise import Tortoise
+
+import api.migrations
+from api.db import Dialect, tortoise_config
+from api.migrations import MigrationError, migrate, migration_files, models_in_sync
+from models import AuditEvent, Role, User
+from tests.conftest import PG_HOST, PG_PORT, TABLES, pg_url, port_open, require_service
+
+BROKEN = '''\
+from tortoise import BaseDBAsyncClient
+
+RUN_IN_TRANSACTION = True
+
+
+async def upgrade(db: BaseDBAsyncClient) -> str:
+    return """
+        CREATE TABLE "half_done" ("id" INT NOT NULL PRIMARY KEY);
+        INSERT INTO "no_such_table" ("id") VALUES (1);"""
+
+
+async def downgrade(db: BaseDBAsyncClient) -> str:
+    return ""
+'''
+BROKEN_NAME = "1_20990101000000_broken.py"
+GOOD = BROKEN.replace('INSERT INTO "no_such_table" ("id") VALUES (1);', "").replace(
+    "half_done", "good_one"
+)
+
+
+async def pg_admin(sql: str) -> None:
+    conn = await asyncpg.connect(pg_url("postgres", "postgresql"))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def scratch_pg() -> AsyncIterator[str]:
+    """A database of its own on the real PostgreSQL, dropped afterwards."""
+    require_service("PostgreSQL", port_open(PG_HOST, PG_PORT))
+    name = f"keyturn_test_{uuid.uuid4().hex[:10]}"
+    await pg_admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def dialect(request: pytest.FixtureRequest) -> Dialect:
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def empty_database(dialect: Dialect, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """The URL of a database that was never migrated, of the dialect under test."""
+    if dialect == "sqlite":
+        return f"sqlite://{tmp_path / 'empty.sqlite3'}"
+    return pg_url(request.getfixturevalue("scratch_pg"))
+
+
+# What a database holds, read with the drivers themselves rather than through the ORM.
+
+
+async def tables_and_versions(url: str) -> tuple[set[str], list[str]]:
+    """The tables of a database and the migrations its aerich table records, in order."""
+    if url.startswith("sqlite://"):
+        with closing(sqlite3.connect(url.removeprefix("sqlite://"))) as conn:
+            tables = {
+                row[0]
+                for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                if not row[0].startswith("sqlite_")
+            }
+            versions = (
+                [row[0] for row in conn.execute("SELECT version FROM aerich ORDER BY id")]
+                if "aerich" in tables
+                else []
+            )
+        return tables, versions
+    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
+    try:
+        rows = await conn.fetch(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        )
+        tables = {row["table_name"] for row in rows}
+        versions = (
+            [row["version"] for row in await conn.fetch("SELECT version FROM aerich ORDER BY id")]
+            if "aerich" in tables
+            else []
+        )
+    finally:
+        await conn.close()
+    return tables, versions
+
+
+async def pg_schema(url: str) -> list[tuple[str, ...]]:
+    """Every column and index of the public schema, to compare a database before and after."""
+    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
+    try:
+        columns = await conn.fetch(
+            "SELECT table_name, column_name, data_type, is_nullable FROM information_schema.columns"
+            " WHERE table_schema = 'public' ORDER BY 1, 2"
+        )
+        indexes = await conn.fetch(
+            "SELECT tablename, indexname, indexdef FROM pg_indexes"
+            " WHERE schemaname = 'public' ORDER BY 1, 2"
+        )
+    finally:
+        await conn.close()
+    return [tuple(row.values()) for row in [*columns, *indexes]]
+
+
+def working_copies(folder: Path) -> list[Path]:
+    """What an SQLite upgrade left of its working copy beside the database file."""
+    return list(folder.glob("keyturn-migrate-*"))
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def migrations_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the repository's migrations that a test may change; the code reads it instead."""
+    root = tmp_path / "migrations"
+    shutil.copytree(api.migrations.MIGRATIONS_ROOT, root)
+    monkeypatch.setattr(api.migrations, "MIGRATIONS_ROOT", root)
+    return root
+
+
+# Upgrading.
+
+
+async def test_upgrading_an_empty_database_creates_every_table(
+    dialect: Dialect, empty_database: str
+) -> None:
+    applied = await migrate(empty_database)
+
+    assert applied == migration_files(dialect)
+    assert applied, "each dialect has at least its initial migration"
+    tables, versions = await tables_and_versions(empty_database)
+    assert {*TABLES, "aerich"} <= tables
+    assert versions == applied
+
+
+async def test_a_second_upgrade_applies_nothing_and_changes_nothing(
+    dialect: Dialect, empty_database: str
+) -> None:
+    await migrate(empty_database)
+    before = await tables_and_versions(empty_database)
+
+    assert await migrate(empty_database) == []
+    assert await tables_and_versions(empty_database) == before
+
+
+async def test_the_upgraded_database_serves_the_models(
+    dialect: Dialect, empty_database: str
+) -> None:
+    """The tables the migrations create are the ones the models read and write."""
+    await migrate(empty_database)
+    await Tortoise.init(config=tortoise_config(empty_database))
+    try:
+        now = datetime.now(UTC)
+        user = await User.create(
+            email="m@example.com",
+            password_hash="x",
+            role=Role.ADMIN,
+            is_active=True,
+            token_version=0,
+            created_at=now,
+            updated_at=now,
+        )
+        await AuditEvent.create(kind="user_created", created_at=now, user=user, detail={"a": 1})
+        assert (await User.get(id=user.id)).role is Role.ADMIN
+        assert (await AuditEvent.get(user_id=user.id)).detail == {"a": 1}
+    finally:
+        await Tortoise.close_connections()
+
+
+# The models and the migrations agree.
+
+
+async def test_the_models_have_no_change_that_a_migration_lacks(
+    dialect: Dialect, tmp_path: Path
+) -> None:
+    url = f"sqlite://{tmp_path / 'unused.sqlite3'}" if dialect == "sqlite" else pg_url("postgres")
+
+    assert await models_in_sync(dialect, url) == ""
+
+
+async def test_a_model_change_without_its_migration_is_reported(
+    dialect: Dialect, tmp_path: Path, migrations_copy: Path
+) -> None:
+    """The check above can fail: pretend the last migration predates `users.last_login_at`."""
+    last = migrations_copy / dialect / "models" / migration_files(dialect)[-1]
+    source = last.read_text()
+    state_block = source[source.index("MODELS_STATE = (") :]
+    state = decompress_dict("".join(re.findall(r'"([^"]*)"', state_block)))
+    fields = state["models.User"]["data_fields"]
+    state["models.User"]["data_fields"] = [f for f in fields if f["name"] != "last_login_at"]
+    last.write_text(source.replace(state_block, f'MODELS_STATE = "{compress_dict(state)}"\n'))
+    url = f"sqlite://{tmp_path / 'unused.sqlite3'}" if dialect == "sqlite" else pg_url("postgres")
+
+    missing = await models_in_sync(dialect, url)
+
+    assert "last_login_at" in missing
+
+
+# A failing migration.
+
+
+async def test_a_failing_migration_is_named_and_leaves_sqlite_byte_for_byte_unchanged(
+    tmp_path: Path, migrations_copy: Path
+) -> None:
+    db_file = tmp_path / "keyturn.sqlite3"
+    url = f"sqlite://{db_file}"
+    first = await migrate(url)
+    (migrations_copy / "sqlite" / "models" / BROKEN_NAME).write_text(BROKEN)
+    digest = sha256(db_file)
+
+    with pytest.raises(MigrationError) as exc:
+        await migrate(url)
+
+    assert BROKEN_NAME in str(exc.value)
+    assert "no_such_table" in str(exc.value)
+    assert sha256(db_file) == digest
+    assert not working_copies(tmp_path)
+    tables, versions = await tables_and_versions(url)
+    assert "half_done" not in tables
+    assert versions == first
+
+
+async def test_a_failing_migration_on_an_empty_sqlite_file_creates_nothing(
+    tmp_path: Path, migrations_copy: Path
+) -> None:
+    db_file = tmp_path / "keyturn.sqlite3"
+    (migrations_copy / "sqlite" / "models" / BROKEN_NAME).write_text(BROKEN)
+
+    with pytest.raises(MigrationError, match=re.escape(BROKEN_NAME)):
+        await migrate(f"sqlite://{db_file}")
+
+    assert not db_file.exists()
+
+
+async def test_a_failing_migration_is_named_and_leaves_postgres_unchanged(
+    scratch_pg: str, migrations_copy: Path
+) -> None:
+    url = pg_url(scratch_pg)
+    first = await migrate(url)
+    (migrations_copy / "postgres" / "models" / BROKEN_NAME).write_text(BROKEN)
+    schema_before = await pg_schema(url)
+
+    with pytest.raises(MigrationError) as exc:
+        await migrate(url)
+
+    assert BROKEN_NAME in str(exc.value)
+    assert "no_such_table" in str(exc.value)
+    tables, versions = await tables_and_versions(url)
+    assert "half_done" not in tables
+    assert versions == first
+    assert await pg_schema(url) == schema_before
+
+
+async def test_the_fixed_migration_applies_after_a_failure(
+    dialect: Dialect, empty_database: str, migrations_copy: Path
+) -> None:
+    broken = migrations_copy / dialect / "models" / BROKEN_NAME
+    broken.write_text(BROKEN)
+    with pytest.raises(MigrationError):
+        await migrate(empty_database)
+
+    broken.write_text(BROKEN.replace('INSERT INTO "no_such_table" ("id") VALUES (1);', ""))
+    applied = await migrate(empty_database)
+
+    tables, versions = await tables_and_versions(empty_database)
+    assert BROKEN_NAME in applied
+    assert "half_done" in tables
+    assert versions == migration_files(dialect)
+
+
+async def test_an_upgrade_with_a_failing_migration_applies_none_of_its_migrations(
+    dialect: Dialect, empty_database: str, migrations_copy: Path
+) -> None:
+    """A good migration followed by a broken one: the database keeps neither, on both dialects."""
+    first = await migrate(empty_database)
+    folder = migrations_copy / dialect / "models"
+    (folder / "1_20990101000000_good.py").write_text(GOOD)
+    (folder / "2_20990101000001_broken.py").write_text(BROKEN)
+
+    with pytest.raises(MigrationError, match=re.escape("2_20990101000001_broken.py")):
+        await migrate(empty_database)
+
+    tables, versions = await tables_and_versions(empty_database)
+    assert "good_one" not in tables
+    assert "half_done" not in tables
+    assert versions == first
