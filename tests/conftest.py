@@ -146,7 +146,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "registration_open": True,
         **overrides,
     }
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 class GraphQLResult(dict[str, Any]):

@@ -6,7 +6,7 @@ from api.maintenance import prune
 from models import AuditEvent
 from models import Session as SessionRow
 from models import User as UserRow
-from tests.conftest import Harness
+from tests.conftest import AppFactory, Harness
 
 REFRESH = "mutation ($t: String) { refresh(refreshToken: $t) { refreshToken } }"
 DAY = 86400
@@ -43,7 +43,7 @@ async def test_prune_removes_sessions_dead_longer_than_the_refresh_lifetime(
 
 
 async def test_prune_removes_audit_events_past_retention_in_batches(
-    app_factory,  # type: ignore[no-untyped-def]
+    app_factory: AppFactory,
 ) -> None:
     api: Harness = await app_factory(audit_retention=30 * DAY)
     await api.create_user()
