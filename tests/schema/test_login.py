@@ -9,7 +9,7 @@ import pytest
 
 from models import AuditEvent, Role
 from models import User as UserRow
-from tests.conftest import ACCESS_SECRET, LOGIN, PASSWORD, REFRESH_SECRET, Harness
+from tests.conftest import ACCESS_SECRET, LOGIN, PASSWORD, REFRESH_SECRET, AppFactory, Harness
 
 ME = "{ me { id email role isActive tokenVersion lastLoginAt activeSessionCount } }"
 REGISTER = """
@@ -218,7 +218,7 @@ async def test_register_rejects_bad_input_with_the_field(
     assert await UserRow.all().count() == 1
 
 
-async def test_register_when_registration_is_closed(app_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_register_when_registration_is_closed(app_factory: AppFactory) -> None:
     api = await app_factory(registration_open=False)
     result = await api.gql(
         REGISTER, {"email": "x@example.com", "password": "a fine password", "d": "BODY"}
