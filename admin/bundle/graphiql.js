@@ -1,0 +1,85 @@
+// GraphiQL as Keyturn serves it: bundled at install time (`npm run build`) into
+// ../vendor/graphiql, so the page loads nothing from another host.
+import { createGraphiQLFetcher } from "@graphiql/toolkit";
+import { GraphiQL } from "graphiql";
+import "graphiql/style.css";
+import { createElement } from "react";
+import { createRoot } from "react-dom/client";
+
+// Monaco runs its language services in workers; build.js bundles them beside this file.
+const WORKERS = { json: "json.worker.js", graphql: "graphql.worker.js" };
+globalThis.MonacoEnvironment = {
+  getWorker(_workerId, label) {
+    const file = WORKERS[label] ?? "editor.worker.js";
+    return new Worker(new URL(file, import.meta.url), { type: "module" });
+  },
+};
+
+const DEFAULT_QUERY = `# Keyturn GraphiQL
+#
+# Most fields need an access token. In the
+# admin console (/admin), press "Copy access
+# token for GraphiQL", then paste it into the
+# Headers tab below. It reads:
+#
+#   {"Authorization": "Bearer eyJ…"}
+#
+# Or run the login mutation here with
+# refreshTokenDelivery: BODY and paste its
+# accessToken (docs/admin-api.md).
+#
+# Run a query with Ctrl-Enter.
+
+{
+  me {
+    email
+    role
+  }
+}
+`;
+
+// GraphiQL keeps tabs and query history in localStorage, with each query's headers. Headers
+// carry bearer tokens, so they are blanked before anything is written there.
+const NAMESPACE = "graphiql:";
+function withoutHeaders(value) {
+  try {
+    return JSON.stringify(JSON.parse(value), (key, item) => (key === "headers" ? null : item));
+  } catch {
+    return value; // not JSON: a query's text
+  }
+}
+const storage = {
+  getItem: (key) => localStorage.getItem(key),
+  setItem(key, value) {
+    if (key === `${NAMESPACE}headers`) return;
+    localStorage.setItem(key, withoutHeaders(value));
+  },
+  removeItem: (key) => localStorage.removeItem(key),
+  get length() {
+    return Object.keys(localStorage).filter((key) => key.startsWith(NAMESPACE)).length;
+  },
+  clear() {
+    for (const key of Object.keys(localStorage)) {
+      if (key.startsWith(NAMESPACE)) localStorage.removeItem(key);
+    }
+  },
+};
+
+// The page is served at the GraphQL endpoint itself. Same-origin credentials let the
+// refresh cookie ride along, so `mutation { refresh { accessToken } }` works here too.
+const fetcher = createGraphiQLFetcher({
+  url: new URL(window.location.pathname, window.location.origin).href,
+  fetch: (input, init) => window.fetch(input, { ...init, credentials: "same-origin" }),
+});
+
+createRoot(document.getElementById("graphiql")).render(
+  createElement(GraphiQL, {
+    fetcher,
+    storage,
+    defaultQuery: DEFAULT_QUERY,
+    defaultEditorToolsVisibility: "headers",
+    isHeadersEditorEnabled: true,
+    shouldPersistHeaders: false,
+    showPersistHeadersSettings: false,
+  }),
+);
