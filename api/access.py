@@ -2,24 +2,39 @@
 
 The database answer is cached per session for at most `revocation_cache_ttl` seconds, so a
 revocation made elsewhere bites within that bound; revocations made in this process drop their
-entries at once.
+entries at once, and with a broadcast attached (api.revocation) so do every other instance's.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Protocol
+
+from tortoise import BaseDBAsyncClient
+from tortoise.fields import Field
 
 from api.errors import AuthError, ErrorCode
-from api.tokens import TokenExpired, TokenInvalid, TokenService
+from api.tokens import AccessClaims, TokenExpired, TokenInvalid, TokenService
 from models import Role
 from models import Session as SessionRow
+from models import User as UserRow
 
 MAX_CACHED_SESSIONS = 50_000
+MAX_VERIFIED_TOKENS = 10_000
+
+
+class RevocationBroadcast(Protocol):
+    """Tells the other instances about a revocation made in this process."""
+
+    def session_revoked(self, session_id: uuid.UUID) -> None: ...
+
+    def user_revoked(self, user_id: uuid.UUID) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,19 +64,91 @@ class _SessionState:
     fetched_at: float
 
 
+class VerifiedTokens:
+    """Access tokens already verified, by their exact text: a client's token is checked once.
+
+    Verifying the signature and the claims cost more than the rest of the check together; the
+    same bytes always verify the same way, so only the expiry is checked again on every use.
+    Only tokens that verified are kept, so nothing a caller sends can fill this with junk.
+    """
+
+    def __init__(self, tokens: TokenService, maxsize: int = MAX_VERIFIED_TOKENS) -> None:
+        self._tokens = tokens
+        self._maxsize = maxsize
+        self._claims: dict[str, AccessClaims] = {}
+
+    def verify(self, token: str, now: datetime) -> AccessClaims:
+        """The token's claims; raises TokenInvalid or TokenExpired as TokenService does."""
+        claims = self._claims.get(token)
+        if claims is None:
+            claims = self._tokens.verify_access(token, now)
+            if len(self._claims) >= self._maxsize:
+                del self._claims[next(iter(self._claims))]  # the oldest
+            self._claims[token] = claims
+        elif now >= claims.expires_at:
+            raise TokenExpired
+        return claims
+
+
+_STATE_FIELDS = (
+    "user_id",
+    "token_version",
+    "revoked_at",
+    "expires_at",
+    "absolute_expires_at",
+    "user__is_active",
+    "user__token_version",
+    "user__role",
+)
+
+
+class _StateQuery:
+    """The check's one query: a session joined to its user, by primary key.
+
+    Written with the ORM but compiled to SQL once per connection: building the query anew for
+    every request cost more than running it.
+    """
+
+    def __init__(self) -> None:
+        self._compiled: tuple[BaseDBAsyncClient, str, dict[str, Field[Any]]] | None = None
+
+    async def run(self, session_id: uuid.UUID) -> list[dict[str, Any]]:
+        conn = SessionRow._meta.db
+        if self._compiled is None or self._compiled[0] is not conn:
+            sql = SessionRow.filter(id=session_id).values(*_STATE_FIELDS).sql()
+            fields, user_fields = SessionRow._meta.fields_map, UserRow._meta.fields_map
+            convert = {
+                name: user_fields[name[6:]] if name.startswith("user__") else fields[name]
+                for name in _STATE_FIELDS
+            }
+            self._compiled = (conn, sql, convert)
+        _, sql, convert = self._compiled
+        rows = await conn.execute_query_dict(sql, [str(session_id)])
+        return [
+            {name: field.to_python_value(row[name]) for name, field in convert.items()}
+            for row in rows
+        ]
+
+
 class AccessChecker:
     def __init__(
         self, tokens: TokenService, clock: Callable[[], datetime], cache_ttl: float
     ) -> None:
-        self._tokens = tokens
+        self._verified = VerifiedTokens(tokens)
         self._clock = clock
         self._ttl = cache_ttl
         self._cache: OrderedDict[uuid.UUID, _SessionState] = OrderedDict()
+        # When a revocation was last heard of, per session and per user: a cached state fetched
+        # before that moment is stale. Older marks are dropped, their entries expired anyway.
+        self._session_marks: dict[uuid.UUID, float] = {}
+        self._user_marks: dict[uuid.UUID, float] = {}
+        self.broadcast: RevocationBroadcast | None = None
+        self._query = _StateQuery()
 
     async def authenticate(self, token: str) -> Principal:
         now = self._clock()
         try:
-            claims = self._tokens.verify_access(token, now)
+            claims = self._verified.verify(token, now)
         except TokenExpired:
             raise AuthError(ErrorCode.TOKEN_EXPIRED) from None
         except TokenInvalid:
@@ -87,18 +174,11 @@ class AccessChecker:
 
     async def _state(self, session_id: uuid.UUID) -> _SessionState | None:
         cached = self._cache.get(session_id)
-        if cached is not None and time.monotonic() - cached.fetched_at < self._ttl:
+        if cached is not None and self._fresh(session_id, cached):
             return cached
-        rows = await SessionRow.filter(id=session_id).values(
-            "user_id",
-            "token_version",
-            "revoked_at",
-            "expires_at",
-            "absolute_expires_at",
-            "user__is_active",
-            "user__token_version",
-            "user__role",
-        )
+        # Timed from before the query: a revocation that commits while it runs marks it stale.
+        started = time.monotonic()
+        rows = await self._query.run(session_id)
         if not rows:
             self._cache.pop(session_id, None)
             return None
@@ -112,7 +192,7 @@ class AccessChecker:
             user_active=row["user__is_active"],
             user_version=row["user__token_version"],
             role=Role(row["user__role"]),
-            fetched_at=time.monotonic(),
+            fetched_at=started,
         )
         if self._ttl > 0:
             self._cache[session_id] = state
@@ -121,9 +201,40 @@ class AccessChecker:
                 self._cache.popitem(last=False)
         return state
 
+    def _fresh(self, session_id: uuid.UUID, state: _SessionState) -> bool:
+        fetched = state.fetched_at
+        return (
+            time.monotonic() - fetched < self._ttl
+            and self._session_marks.get(session_id, -1.0) < fetched
+            and self._user_marks.get(state.user_id, -1.0) < fetched
+        )
+
     def forget_session(self, session_id: uuid.UUID) -> None:
-        self._cache.pop(session_id, None)
+        """A session revoked in this process: drop it here and on every other instance."""
+        self.drop_session(session_id)
+        if self.broadcast is not None:
+            self.broadcast.session_revoked(session_id)
 
     def forget_user(self, user_id: uuid.UUID) -> None:
-        for sid in [sid for sid, state in self._cache.items() if state.user_id == user_id]:
-            del self._cache[sid]
+        """A user's sessions revoked (or role changed) in this process: here and everywhere."""
+        self.drop_user(user_id)
+        if self.broadcast is not None:
+            self.broadcast.user_revoked(user_id)
+
+    def drop_session(self, session_id: uuid.UUID) -> None:
+        self._cache.pop(session_id, None)
+        self._mark(self._session_marks, session_id)
+
+    def drop_user(self, user_id: uuid.UUID) -> None:
+        # A mark rather than a scan of the cache: O(1) however many sessions are cached.
+        self._mark(self._user_marks, user_id)
+
+    def _mark(self, marks: dict[uuid.UUID, float], key: uuid.UUID) -> None:
+        if self._ttl <= 0:
+            return
+        now = time.monotonic()
+        marks.pop(key, None)
+        marks[key] = now  # insertion order stays time order
+        horizon = now - self._ttl
+        for old in list(itertools.takewhile(lambda k: marks[k] < horizon, marks)):
+            del marks[old]

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -32,9 +33,21 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
+    # The query runs in a task of its own, awaited through a shield: on a network that swallows
+    # packets, cancelling a query waits for asyncpg's cancel request and connection reset (many
+    # seconds), and a readiness check must answer within its timeout. A stuck probe ends on the
+    # pool's own timeouts; until then the app keeps a reference to it.
+    state = request.app.state
+    probes: set[asyncio.Task[Any]] = getattr(state, "readiness_probes", set())
+    state.readiness_probes = probes
+    conn = connection(state.keyturn.settings.database_url)
+    probe = asyncio.create_task(conn.execute_query("SELECT 1"))
+    probes.add(probe)
+    probe.add_done_callback(probes.discard)
+    # An abandoned probe's failure is no news: mark it retrieved.
+    probe.add_done_callback(lambda task: task.cancelled() or task.exception())
     try:
-        conn = connection(request.app.state.keyturn.settings.database_url)
-        await asyncio.wait_for(conn.execute_query("SELECT 1"), READY_TIMEOUT)
+        await asyncio.wait_for(asyncio.shield(probe), READY_TIMEOUT)
     except Exception as exc:
         if not is_unavailable(exc):
             logger.exception("readiness check failed")

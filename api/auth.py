@@ -299,7 +299,7 @@ async def change_password(
         user.password_hash, current
     ):
         raise AuthError(ErrorCode.INVALID_CREDENTIALS)
-    validate_password(new, field="newPassword")
+    validate_password(new, field="newPassword", user_inputs=[user.email])
     new_hash = await kt.passwords.hash(new)
     now = kt.clock()
     async with in_transaction():

@@ -176,6 +176,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         workers=args.workers,
         proxy_headers=False,
         server_header=False,
+        # uvicorn's access log prints query strings, where a GraphQL GET carries variables;
+        # Keyturn writes its own access line (path only) as `keyturn.access`.
+        access_log=False,
         log_level="info",
     )
 

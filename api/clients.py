@@ -8,8 +8,11 @@ from dataclasses import dataclass
 from starlette.requests import HTTPConnection
 
 MAX_USER_AGENT = 512
+# The audit and session columns hold 45 characters: the longest textual IPv6 address.
+MAX_ADDRESS = 45
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,29 +25,66 @@ def parse_networks(entries: list[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
 
 
-def _is_trusted(address: str, trusted: tuple[Network, ...]) -> bool:
+def parse_address(text: str) -> Address | None:
+    """An IP address as a proxy or a socket gives it, or None.
+
+    Accepts the forms proxies write: `1.2.3.4`, `1.2.3.4:5678`, `[::1]`, `[::1]:5678`; drops an
+    IPv6 zone and unwraps IPv4-mapped IPv6, so one client always has one spelling.
+    """
+    text = text.strip()
+    if text.startswith("["):
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
     try:
-        ip = ipaddress.ip_address(address)
+        address = ipaddress.ip_address(text.partition("%")[0])
     except ValueError:
-        return False
-    return any(ip in network for network in trusted)
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _is_trusted(address: Address | None, trusted: tuple[Network, ...]) -> bool:
+    return address is not None and any(address in network for network in trusted)
+
+
+def peer_is_trusted(conn: HTTPConnection, trusted: tuple[Network, ...]) -> bool:
+    """Whether the connection comes straight from one of the trusted proxies."""
+    host = conn.client.host if conn.client else None
+    return host is not None and _is_trusted(parse_address(host), trusted)
 
 
 def client_address(conn: HTTPConnection, trusted: tuple[Network, ...]) -> str | None:
-    """The peer address, or the nearest untrusted hop of X-Forwarded-For behind trusted proxies."""
-    peer = conn.client.host if conn.client else None
-    if peer is None or not trusted or not _is_trusted(peer, trusted):
-        return peer
+    """The peer address, or the nearest untrusted hop of X-Forwarded-For behind trusted proxies.
+
+    X-Forwarded-For is read right to left, since each proxy appends the address it saw: the
+    first hop that is not a trusted proxy is the client. Anything left of it was written by the
+    client itself and is never believed. A peer that is not a trusted proxy is the client,
+    whatever headers it sends.
+    """
+    host = conn.client.host if conn.client else None
+    if host is None:
+        return None
+    peer = parse_address(host)
+    if peer is None:
+        # Not an IP at all (a test client, a unix socket): keep it, bounded.
+        return clean_text(host, MAX_ADDRESS)
+    if not _is_trusted(peer, trusted):
+        return str(peer)
     forwarded = ",".join(conn.headers.getlist("x-forwarded-for"))
-    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-    for hop in reversed(hops):
-        try:
-            ipaddress.ip_address(hop)
-        except ValueError:
-            return peer
+    hops = [hop for hop in forwarded.split(",") if hop.strip()]
+    nearest = peer
+    for text in reversed(hops):
+        hop = parse_address(text)
+        if hop is None:
+            # A trusted proxy passed on something that is no address: stop at what it said
+            # last, rather than believe whatever stands further left.
+            break
+        nearest = hop
         if not _is_trusted(hop, trusted):
-            return hop
-    return hops[0] if hops else peer
+            break
+    return str(nearest)
 
 
 def clean_text(value: str | None, limit: int) -> str | None:

@@ -1,18 +1,33 @@
-"""The GraphQL HTTP endpoint: strawberry's ASGI view with Keyturn's typed context."""
+"""The GraphQL HTTP endpoint: strawberry's ASGI view with Keyturn's typed context.
+
+It speaks GraphQL over HTTP: `application/graphql-response+json` to clients that ask for it (with
+400 for a document that never ran), `application/json` otherwise; every refusal, HTTP-level ones
+included, comes back as JSON in GraphQL's error shape; batches are refused.
+"""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.types.execution import ExecutionResult, PreExecutionError
 
+from admin.graphiql import graphiql_page
 from api.clients import client_info
 from api.runtime import Keyturn
 from schema.context import Context, Loaders
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
 
 
 class GraphQLView(GraphQL[Context, None]):
@@ -36,3 +51,87 @@ class GraphQLView(GraphQL[Context, None]):
             loaders=Loaders(self.kt),
             request_id=request.scope.get("state", {}).get("request_id") or uuid.uuid4().hex,
         )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        try:
+            response = await self.run(request)
+        except HTTPException as exc:
+            response = http_error(exc.status_code, exc.reason)
+            if isinstance(exc.__cause__, InvalidOperationTypeError) and request.method == "GET":
+                # GraphQL over HTTP: a mutation sent with GET is 405, pointing at POST.
+                response.status_code = 405
+                response.headers["Allow"] = "POST"
+        if response.media_type == JSON and prefers_graphql_response(request):
+            response.headers["content-type"] = f"{GRAPHQL_RESPONSE}; charset=utf-8"
+            if getattr(request.state, "graphql_request_error", False):
+                response.status_code = 400
+        await response(scope, receive, send)
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        if request.method == "POST" and JSON in (request.content_type or ""):
+            body = self.parse_json(await request.get_body())  # cached: strawberry re-reads it
+            if isinstance(body, list):
+                raise HTTPException(400, "Batching is off: send one operation per request.")
+            if not isinstance(body, dict):
+                raise HTTPException(400, "The request body must be a JSON object.")
+        return await super().parse_http_body(request)
+
+    def decode_json(self, data: str | bytes) -> object:
+        try:
+            return json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            # Beyond strawberry's JSONDecodeError: bytes that are not UTF-8, integers of more
+            # than 4300 digits, arrays nested past the recursion limit. All the client's fault.
+            raise HTTPException(400, "Unable to parse request body as JSON") from exc
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        processed = await super().process_result(request, result)
+        if is_request_error(result):
+            # Nothing ran: GraphQL over HTTP answers such a document 400, without `data`, to the
+            # clients that ask for application/graphql-response+json.
+            request.state.graphql_request_error = True
+            if prefers_graphql_response(request):
+                processed.pop("data", None)
+        return processed
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # Strawberry's own page loads GraphiQL from a CDN; Keyturn serves it itself, offline.
+        return graphiql_page()
+
+
+def is_request_error(result: ExecutionResult) -> bool:
+    """A document refused before execution (syntax, validation, variables), not a failed field."""
+    return isinstance(result, PreExecutionError) and all(
+        (error.extensions or {}).get("code") == "BAD_USER_INPUT" for error in result.errors or ()
+    )
+
+
+def prefers_graphql_response(request: Request) -> bool:
+    """The Accept header names application/graphql-response+json at least as high as JSON."""
+    weights: dict[str, float] = {}
+    for entry in request.headers.get("accept", "").split(","):
+        media, *params = (part.strip().lower() for part in entry.split(";"))
+        weight = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        weights[media] = max(weight, weights.get(media, 0.0))
+    wanted = weights.get(GRAPHQL_RESPONSE, 0.0)
+    return wanted > 0 and wanted >= weights.get(JSON, 0.0)
+
+
+def http_error(status: int, message: str) -> Response:
+    code = "NOT_FOUND" if status == 404 else "BAD_USER_INPUT"
+    return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status)

@@ -33,4 +33,7 @@ def decode_cursor(cursor: str | None, parts: int) -> list[str] | None:
         raise bad_input("after", "after is not a valid cursor.") from None
     if not isinstance(key, list) or len(key) != parts or not all(isinstance(k, str) for k in key):
         raise bad_input("after", "after is not a valid cursor.")
+    if any("\x00" in part for part in key):
+        # PostgreSQL refuses NUL in text; no cursor of ours ever holds one.
+        raise bad_input("after", "after is not a valid cursor.")
     return key

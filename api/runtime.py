@@ -8,6 +8,8 @@ from api.access import AccessChecker
 from api.clients import Network, parse_networks
 from api.clock import Clock, utc_now
 from api.passwords import Passwords
+from api.ratelimit import Throttle
+from api.revocation import RevocationBus
 from api.settings import Settings
 from api.tokens import TokenService
 
@@ -20,6 +22,8 @@ class Keyturn:
     access: AccessChecker
     clock: Clock
     trusted_proxies: tuple[Network, ...]
+    throttle: Throttle
+    revocations: RevocationBus | None = None
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock = utc_now) -> Keyturn:
@@ -31,17 +35,31 @@ class Keyturn:
             access_ttl=settings.access_token_ttl,
             refresh_ttl=settings.refresh_token_ttl,
         )
+        access = AccessChecker(tokens, clock, settings.revocation_cache_ttl)
         return cls(
             settings=settings,
             tokens=tokens,
-            passwords=Passwords(concurrency=settings.password_hash_concurrency),
-            access=AccessChecker(tokens, clock, settings.revocation_cache_ttl),
+            passwords=Passwords(
+                concurrency=settings.password_hash_concurrency, queue=settings.password_hash_queue
+            ),
+            access=access,
             clock=clock,
             trusted_proxies=parse_networks(settings.trusted_proxies),
+            throttle=Throttle(settings, clock),
+            revocations=(
+                RevocationBus(settings.redis_url, access, settings.revocation_cache_ttl)
+                if settings.redis_url
+                else None
+            ),
         )
 
     async def start(self) -> None:
         await self.passwords.warm_up()
+        if self.revocations is not None:
+            await self.revocations.start()
 
     async def stop(self) -> None:
+        if self.revocations is not None:
+            await self.revocations.stop()
+        await self.throttle.close()
         self.passwords.close()

@@ -59,5 +59,5 @@ async def insert_user(email: str, password_hash: str, role: Role, now: datetime)
 async def prepare_user(passwords: Passwords, email: str, password: str) -> tuple[str, str]:
     """Validate the input and hash the password, before any transaction opens."""
     normalized = checked_email(email)
-    validate_password(password)
+    validate_password(password, user_inputs=[normalized])
     return normalized, await passwords.hash(password)

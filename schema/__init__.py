@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import strawberry
 from graphql.error import GraphQLError
 from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
-from strawberry.extensions import AddValidationRules, ParserCache, SchemaExtension, ValidationCache
-from strawberry.extensions.query_depth_limiter import create_validator
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxTokensLimiter,
+    ParserCache,
+    SchemaExtension,
+    ValidationCache,
+)
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from api.settings import Settings
 from schema.admin import AdminMutation, AdminQuery
 from schema.auth import AuthMutation, AuthQuery
-from schema.errors import ContractErrors
+from schema.errors import contract_error
+from schema.limits import DOCUMENT_RULES, MAX_DEPTH, MAX_TOKENS, IntLiteralGuard
 
-MAX_QUERY_DEPTH = 10
+MAX_QUERY_DEPTH = MAX_DEPTH
+PARSER_CACHE_SIZE = 256
+VALIDATION_CACHE_SIZE = 256
 
 
 @strawberry.type
@@ -31,16 +41,53 @@ class Mutation(AuthMutation, AdminMutation):
 
 
 class KeyturnSchema(strawberry.Schema):
+    """Every result leaves through `contract_error`, whichever path produced it.
+
+    Done here rather than in an extension: strawberry answers a syntax error found by the parser
+    cache, or an exception inside an extension, outside of the extensions' own hooks.
+    """
+
+    def __init__(self, *args: Any, suggestions: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.suggestions = suggestions
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        result = await super().execute(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed_operation_types,
+            operation_extensions,
+        )
+        if result.errors:
+            request_id = getattr(context_value, "request_id", None)
+            result.errors = [
+                contract_error(error, request_id, suggestions=self.suggestions)
+                for error in result.errors
+            ]
+        return result
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        # ContractErrors logs what is unexpected, once; expected denials are not errors.
+        # contract_error logs what is unexpected, once; expected denials are not errors.
         return None
 
 
 def validation_rules(settings: Settings) -> list[type[ASTValidationRule]]:
     """Built once per schema: the validation cache keys on these very classes."""
-    rules: list[type[ASTValidationRule]] = [create_validator(MAX_QUERY_DEPTH, None)]
+    rules: list[type[ASTValidationRule]] = list(DOCUMENT_RULES)
     if not settings.introspection_enabled:
         rules.append(NoSchemaIntrospectionCustomRule)
     return rules
@@ -49,16 +96,21 @@ def validation_rules(settings: Settings) -> list[type[ASTValidationRule]]:
 def build_schema(settings: Settings) -> strawberry.Schema:
     rules = validation_rules(settings)
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
-        ContractErrors,
+        lambda: MaxTokensLimiter(MAX_TOKENS),
         lambda: AddValidationRules(rules),
-        lambda: ParserCache(maxsize=256),
-        lambda: ValidationCache(maxsize=256),
+        lambda: ParserCache(maxsize=PARSER_CACHE_SIZE),
+        IntLiteralGuard,  # before the validation cache, which validates in its own hook
+        lambda: ValidationCache(maxsize=VALIDATION_CACHE_SIZE),
     ]
+    # Suggestions name fields and types the caller did not ask for: they are as public as the
+    # schema itself, so they follow the introspection setting.
+    suggestions = settings.introspection_enabled
     return KeyturnSchema(
         query=Query,
         mutation=Mutation,
         extensions=extensions,
-        config=StrawberryConfig(disable_field_suggestions=settings.is_production),
+        config=StrawberryConfig(disable_field_suggestions=not suggestions),
+        suggestions=suggestions,
     )
 
 
@@ -66,4 +118,4 @@ def sdl() -> str:
     return str(KeyturnSchema(query=Query, mutation=Mutation))
 
 
-__all__ = ["build_schema", "sdl"]
+__all__ = ["MAX_QUERY_DEPTH", "build_schema", "sdl"]

@@ -1,4 +1,8 @@
-"""The token lifecycle fields: thin resolvers over api.auth."""
+"""The token lifecycle fields: thin resolvers over api.auth, each call throttled by api.ratelimit.
+
+The throttle is asked here, once per executed field, so that aliases, fragments and repeated
+fields in one document each count as an attempt.
+"""
 
 from __future__ import annotations
 
@@ -63,13 +67,15 @@ class AuthMutation:
     @strawberry.mutation
     async def register(self, info: Info, input: RegisterInput) -> AuthPayload:
         ctx = info.context
-        result = await auth.register(ctx.kt, input.email, input.password, ctx.client)
+        async with ctx.kt.throttle.register(ctx.client):
+            result = await auth.register(ctx.kt, input.email, input.password, ctx.client)
         return auth_payload(info, result, input.refresh_token_delivery)
 
     @strawberry.mutation
     async def login(self, info: Info, input: LoginInput) -> AuthPayload:
         ctx = info.context
-        result = await auth.login(ctx.kt, input.email, input.password, ctx.client)
+        async with ctx.kt.throttle.login(input.email, ctx.client):
+            result = await auth.login(ctx.kt, input.email, input.password, ctx.client)
         return auth_payload(info, result, input.refresh_token_delivery)
 
     @strawberry.mutation
@@ -80,6 +86,7 @@ class AuthMutation:
         refresh_token_delivery: RefreshTokenDelivery | None = strawberry.UNSET,
     ) -> AuthPayload:
         ctx = info.context
+        await ctx.kt.throttle.refresh(ctx.client)
         from_cookie = not refresh_token
         token = refresh_token or ctx.refresh_cookie()
         if token is None:
@@ -127,9 +134,11 @@ class AuthMutation:
         refresh_token_delivery: RefreshTokenDelivery = RefreshTokenDelivery.COOKIE,
     ) -> AuthPayload:
         ctx = info.context
-        result = await auth.change_password(
-            ctx.kt, await ctx.principal(), current_password, new_password, ctx.client
-        )
+        principal = await ctx.principal()
+        async with ctx.kt.throttle.password_change(principal.user_id, ctx.client):
+            result = await auth.change_password(
+                ctx.kt, principal, current_password, new_password, ctx.client
+            )
         return auth_payload(info, result, refresh_token_delivery)
 
     @strawberry.mutation(permission_classes=[IsAuthenticated])

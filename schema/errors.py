@@ -1,22 +1,25 @@
 """Turning every failure into a contract error code, in one place.
 
 Expected denials (AuthError) keep their message and code; a database that cannot be reached is
-SERVICE_UNAVAILABLE; GraphQL's own parse and validation errors are BAD_USER_INPUT with their
-message; anything else is masked and logged once with the request id.
+SERVICE_UNAVAILABLE; GraphQL's own parse, validation and limit errors are BAD_USER_INPUT with
+their message (less any "Did you mean" hint when suggestions are off); anything else is masked
+and logged once with the request id.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import traceback
 
 from graphql.error import GraphQLError
-from strawberry.extensions import SchemaExtension
 
 from api.db import is_unavailable
 from api.errors import DEFAULT_MESSAGES, AuthError, ErrorCode
+from api.logs import redact
 
 logger = logging.getLogger("keyturn.graphql")
+
+SUGGESTION = " Did you mean "
 
 
 def _with_code(error: GraphQLError, message: str, extensions: dict[str, object]) -> GraphQLError:
@@ -31,7 +34,14 @@ def _with_code(error: GraphQLError, message: str, extensions: dict[str, object])
     )
 
 
-def contract_error(error: GraphQLError, request_id: str | None) -> GraphQLError:
+def without_suggestion(message: str) -> str:
+    # graphql-core appends its hints last: "Cannot query field 'mee'. Did you mean 'me'?"
+    return message.split(SUGGESTION, 1)[0]
+
+
+def contract_error(
+    error: GraphQLError, request_id: str | None, *, suggestions: bool = True
+) -> GraphQLError:
     original = error.original_error
     if isinstance(original, AuthError):
         return _with_code(
@@ -39,28 +49,21 @@ def contract_error(error: GraphQLError, request_id: str | None) -> GraphQLError:
         )
     if original is None or isinstance(original, GraphQLError):
         # GraphQL's own parse, validation and variable-coercion errors: safe, clear messages.
+        message = error.message if suggestions else without_suggestion(error.message)
         code = (error.extensions or {}).get("code")
         if isinstance(code, str) and code in ErrorCode.__members__:
-            return error
-        return _with_code(error, error.message, {"code": ErrorCode.BAD_USER_INPUT.value})
+            return error if message == error.message else _with_code(error, message, {"code": code})
+        return _with_code(error, message, {"code": ErrorCode.BAD_USER_INPUT.value})
     if is_unavailable(original):
         logger.warning("database unavailable (request %s): %s", request_id, type(original).__name__)
         code = ErrorCode.SERVICE_UNAVAILABLE
     else:
-        logger.error("unexpected error (request %s)", request_id, exc_info=original)
+        # Formatted here rather than with exc_info, so that the redaction covers the message of
+        # the exception too: a bug must not leak a token into the log.
+        details = "".join(traceback.format_exception(original))
+        logger.error("unexpected error (request %s)\n%s", request_id, redact(details))
         code = ErrorCode.INTERNAL_SERVER_ERROR
     extensions: dict[str, object] = {"code": code.value}
     if request_id:
         extensions["requestId"] = request_id
     return _with_code(error, DEFAULT_MESSAGES[code], extensions)
-
-
-class ContractErrors(SchemaExtension):
-    def on_operation(self) -> Iterator[None]:
-        yield
-        result = self.execution_context.result
-        if result is None or not result.errors:
-            return
-        context = self.execution_context.context
-        request_id = getattr(context, "request_id", None)
-        result.errors = [contract_error(error, request_id) for error in result.errors]

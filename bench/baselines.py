@@ -1,0 +1,102 @@
+"""The two baselines Keyturn's `me` is measured against, served by uvicorn like Keyturn itself.
+
+- the framework floor (`floor_app`): a bare strawberry app with Keyturn's parser and validation
+  caches and rules and its verified-token cache, answering `{ me { id email } }` from the
+  verified JWT without any database;
+- the limit (`limit_app`): a plain Starlette endpoint that reads the JSON body, verifies the JWT
+  and returns JSON.
+
+Both read the signing secrets from the same KEYTURN_* environment as Keyturn. `keyturn_app` is
+Keyturn itself, as `keyturn serve` builds it, with its per-request access-log line off (a reverse
+proxy keeps that log in production; uvicorn's own is off by --no-access-log).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import strawberry
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from strawberry.asgi import GraphQL
+from strawberry.extensions import AddValidationRules, ParserCache, ValidationCache
+
+from api.access import VerifiedTokens
+from api.clock import utc_now
+from api.main import app_from_env
+from api.settings import load_settings
+from api.tokens import AccessClaims, TokenExpired, TokenInvalid, TokenService
+from schema import validation_rules
+
+
+def _tokens() -> TokenService:
+    settings = load_settings()
+    return TokenService(
+        access_secret=settings.access_secret(),
+        refresh_secret=settings.refresh_secret(),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        access_ttl=settings.access_token_ttl,
+        refresh_ttl=settings.refresh_token_ttl,
+    )
+
+
+def _claims(tokens: VerifiedTokens, authorization: str | None) -> AccessClaims:
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer":
+        raise PermissionError("no bearer token")
+    return tokens.verify(token.strip(), utc_now())
+
+
+@strawberry.type
+class FloorUser:
+    id: strawberry.ID
+    email: str
+
+
+def keyturn_app() -> Starlette:
+    app = app_from_env()
+    logging.getLogger("keyturn.access").setLevel(logging.WARNING)
+    return app
+
+
+def floor_app() -> GraphQL[Any, None]:
+    tokens = VerifiedTokens(_tokens())
+    rules = validation_rules(load_settings())
+
+    @strawberry.type
+    class Query:
+        @strawberry.field
+        async def me(self, info: strawberry.Info[Any, None]) -> FloorUser:
+            claims = _claims(tokens, info.context["request"].headers.get("authorization"))
+            return FloorUser(id=strawberry.ID(str(claims.user_id)), email="user@bench.example")
+
+    extensions: list[Any] = [
+        lambda: AddValidationRules(rules),
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
+    ]
+    schema = strawberry.Schema(query=Query, extensions=extensions)
+    return GraphQL(schema, graphql_ide=None)
+
+
+def limit_app() -> Starlette:
+    tokens = VerifiedTokens(_tokens())
+
+    async def me(request: Request) -> JSONResponse:
+        json.loads(await request.body())
+        try:
+            claims = _claims(tokens, request.headers.get("authorization"))
+        except (PermissionError, TokenInvalid, TokenExpired):
+            return JSONResponse({"errors": [{"message": "Authentication required."}]})
+        user = {"id": str(claims.user_id), "email": "user@bench.example"}
+        return JSONResponse({"data": {"me": user}})
+
+    return Starlette(routes=[Route("/graphql", me, methods=["POST"])])
+
+
+__all__ = ["floor_app", "keyturn_app", "limit_app"]

@@ -1,0 +1,125 @@
+"""With KEYTURN_REDIS_URL, every instance shares the counters; without Redis, no throttled answer.
+
+Two apps in one process cannot both register tortoise, so the second instance here is a second
+Throttle built from the same settings: exactly what another process would build.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from api.clients import ClientInfo
+from api.errors import AuthError, ErrorCode
+from api.ratelimit import Throttle, deployment_key
+from tests.conftest import PASSWORD, AppFactory, Harness, port_open, require_service
+from tests.security.conftest import REFRESH, attempt, retry_after
+
+REDIS_HOST = os.environ.get("KEYTURN_TEST_REDIS_HOST", "127.0.0.1")
+REDIS_PORT = int(os.environ.get("KEYTURN_TEST_REDIS_PORT", "6379"))
+REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
+WRONG = "not the password at all"
+ELSEWHERE = ClientInfo(ip_address="198.51.100.200", user_agent="instance-b")
+
+
+@pytest.fixture
+async def redis_url(database_url: str) -> AsyncIterator[str]:
+    require_service("Redis", port_open(REDIS_HOST, REDIS_PORT))
+    yield REDIS_URL
+    # The counters of this test's deployment (keyed by its database) go with it.
+    client = Redis.from_url(REDIS_URL)
+    try:
+        keys = [key async for key in client.scan_iter(f"keyturn:{deployment_key(database_url)}:*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def instance_a(app_factory: AppFactory, redis_url: str) -> Harness:
+    api = await app_factory(
+        redis_url=redis_url, login_max_failures_per_account=3, refresh_max_per_ip=4
+    )
+    await api.create_user()
+    return api
+
+
+@pytest.fixture
+async def instance_b(instance_a: Harness) -> AsyncIterator[Throttle]:
+    throttle = Throttle(instance_a.settings, instance_a.clock)
+    yield throttle
+    await throttle.close()
+
+
+async def test_failures_on_one_instance_lock_the_account_on_the_other(
+    instance_a: Harness, instance_b: Throttle
+) -> None:
+    for _ in range(3):
+        assert (await attempt(instance_a, "user@example.com", WRONG)).codes == [
+            "INVALID_CREDENTIALS"
+        ]
+
+    with pytest.raises(AuthError) as refused:
+        async with instance_b.login(" USER@example.com", ELSEWHERE):
+            pytest.fail("the other instance let a locked account try again")
+    assert refused.value.code is ErrorCode.RATE_LIMITED
+    assert 0 < refused.value.extensions["retryAfter"] <= 900
+
+
+async def test_failures_on_the_other_instance_count_here(
+    instance_a: Harness, instance_b: Throttle
+) -> None:
+    for _ in range(3):
+        with pytest.raises(AuthError):
+            async with instance_b.login("user@example.com", ELSEWHERE):
+                raise AuthError(ErrorCode.INVALID_CREDENTIALS)
+
+    locked = await attempt(instance_a, "user@example.com", PASSWORD)
+    assert retry_after(locked) > 0
+
+
+async def test_per_address_counts_are_shared(instance_a: Harness, instance_b: Throttle) -> None:
+    here = ClientInfo(ip_address="127.0.0.1")
+    for _ in range(4):
+        await instance_b.refresh(here)
+
+    refused = await instance_a.gql(REFRESH, {"t": "whatever"})
+    assert retry_after(refused) > 0
+
+
+async def test_a_success_on_either_instance_clears_the_account(
+    instance_a: Harness, instance_b: Throttle
+) -> None:
+    for _ in range(2):
+        await attempt(instance_a, "user@example.com", WRONG)
+    async with instance_b.login("user@example.com", ELSEWHERE):
+        pass  # the password was right over there
+    for _ in range(2):
+        await attempt(instance_a, "user@example.com", WRONG)
+    assert not (await attempt(instance_a, "user@example.com", PASSWORD)).errors
+
+
+async def test_an_unreachable_redis_answers_service_unavailable(
+    app_factory: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Nothing listens on port 1: every Redis call is refused at once.
+    api = await app_factory(redis_url="redis://127.0.0.1:1/0")
+    await api.create_user()
+
+    for _ in range(3):
+        assert (await attempt(api, "user@example.com", PASSWORD)).codes == ["SERVICE_UNAVAILABLE"]
+    register = await api.gql(
+        'mutation { register(input: {email: "n@example.com", password: "a fine password"})'
+        " { accessToken } }"
+    )
+    assert register.codes == ["SERVICE_UNAVAILABLE"]
+    assert (await api.gql(REFRESH, {"t": "x"})).codes == ["SERVICE_UNAVAILABLE"]
+    # Said once in the log, not once per request.
+    warnings = [r for r in caplog.records if "rate-limit store cannot be reached" in r.message]
+    assert len(warnings) == 1
+    # What needs no throttle still works.
+    assert (await api.gql("{ __typename }")).data == {"__typename": "Query"}
