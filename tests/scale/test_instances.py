@@ -42,7 +42,7 @@ REVOKE_USER = "mutation ($id: ID!) { revokeUserSessions(userId: $id) { tokenVers
 AT_ONCE = 0.2
 CACHE_TTL = 1.0
 POLL = 0.01
-TTL_SLACK = 0.15
+TTL_SLACK = 0.3
 
 
 @dataclass
