@@ -163,6 +163,14 @@ async def _keep_an_admin(user: UserRow) -> None:
         raise bad_input("userId", "This is the last active admin: promote another user first.")
 
 
+async def _locked_user(uid: uuid.UUID) -> UserRow:
+    """The user row, locked until the transaction ends (PostgreSQL), or NOT_FOUND."""
+    user = await UserRow.filter(id=uid).select_for_update().first()
+    if user is None:
+        raise AuthError(ErrorCode.NOT_FOUND, "No such user.")
+    return user
+
+
 async def set_user_active(
     kt: Keyturn, actor: Principal, user_id: str, is_active: bool, client: ClientInfo
 ) -> UserRow:
@@ -170,9 +178,7 @@ async def set_user_active(
     uid = parse_id(user_id, "userId")
     now = kt.clock()
     async with in_transaction():
-        user = await UserRow.filter(id=uid).select_for_update().first()
-        if user is None:
-            raise AuthError(ErrorCode.NOT_FOUND, "No such user.")
+        user = await _locked_user(uid)
         if user.is_active == is_active:
             return user
         if not is_active:
@@ -195,9 +201,7 @@ async def set_user_role(
     uid = parse_id(user_id, "userId")
     now = kt.clock()
     async with in_transaction():
-        user = await UserRow.filter(id=uid).select_for_update().first()
-        if user is None:
-            raise AuthError(ErrorCode.NOT_FOUND, "No such user.")
+        user = await _locked_user(uid)
         if user.role is role:
             return user
         if role is not Role.ADMIN:

@@ -75,19 +75,21 @@ def pg_database() -> Iterator[str | None]:
         return
     name = f"keyturn_test_{uuid.uuid4().hex[:10]}"
 
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(pg_url("postgres", "postgresql"))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
     try:
         asyncio.run(migrate(pg_url(name)))
         yield name
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def pg_admin(sql: str) -> None:
+    """Run one statement on the server's `postgres` database (CREATE/DROP DATABASE)."""
+    conn = await asyncpg.connect(pg_url("postgres", "postgresql"))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
 
 
 async def empty_pg(name: str) -> None:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import pytest
 from tortoise import Tortoise
 
@@ -29,6 +28,7 @@ from tests.conftest import (
     PG_HOST,
     PG_PORT,
     REFRESH_SECRET,
+    pg_admin,
     pg_url,
     port_open,
     require_service,
@@ -94,14 +94,6 @@ class Keyturn:
 
     async def create_user(self, email: str, *flags: str, password: str = PASSWORD) -> Run:
         return await self("users", "create", email, *flags, "--password-stdin", stdin=password)
-
-
-async def pg_admin(sql: str) -> None:
-    conn = await asyncpg.connect(pg_url("postgres", "postgresql"))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 @pytest.fixture

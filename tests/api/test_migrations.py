@@ -22,7 +22,15 @@ import api.migrations
 from api.db import Dialect, tortoise_config
 from api.migrations import MigrationError, migrate, migration_files, models_in_sync
 from models import AuditEvent, Role, User
-from tests.conftest import PG_HOST, PG_PORT, TABLES, pg_url, port_open, require_service
+from tests.conftest import (
+    PG_HOST,
+    PG_PORT,
+    TABLES,
+    pg_admin,
+    pg_url,
+    port_open,
+    require_service,
+)
 
 BROKEN = '''\
 from tortoise import BaseDBAsyncClient
@@ -43,14 +51,6 @@ BROKEN_NAME = "1_20990101000000_broken.py"
 GOOD = BROKEN.replace('INSERT INTO "no_such_table" ("id") VALUES (1);', "").replace(
     "half_done", "good_one"
 )
-
-
-async def pg_admin(sql: str) -> None:
-    conn = await asyncpg.connect(pg_url("postgres", "postgresql"))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 @pytest.fixture
