@@ -38,6 +38,15 @@ class RevocationBroadcast(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Account:
+    """The caller's user row as the access check read it (at most `revocation_cache_ttl` ago)."""
+
+    email: str
+    created_at: datetime
+    last_login_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class Principal:
     """The signed-in caller, as the database (not the token) describes them."""
 
@@ -45,6 +54,7 @@ class Principal:
     session_id: uuid.UUID
     role: Role
     token_version: int
+    account: Account
 
     @property
     def is_admin(self) -> bool:
@@ -61,6 +71,7 @@ class _SessionState:
     user_active: bool
     user_version: int
     role: Role
+    account: Account
     fetched_at: float
 
 
@@ -99,6 +110,9 @@ _STATE_FIELDS = (
     "user__is_active",
     "user__token_version",
     "user__role",
+    "user__email",
+    "user__created_at",
+    "user__last_login_at",
 )
 
 
@@ -170,6 +184,7 @@ class AccessChecker:
             session_id=claims.session_id,
             role=state.role,
             token_version=state.user_version,
+            account=state.account,
         )
 
     async def _state(self, session_id: uuid.UUID) -> _SessionState | None:
@@ -192,6 +207,11 @@ class AccessChecker:
             user_active=row["user__is_active"],
             user_version=row["user__token_version"],
             role=Role(row["user__role"]),
+            account=Account(
+                email=row["user__email"],
+                created_at=row["user__created_at"],
+                last_login_at=row["user__last_login_at"],
+            ),
             fetched_at=started,
         )
         if self._ttl > 0:

@@ -140,6 +140,8 @@ async def login(kt: Keyturn, email: str, password: str, client: ClientInfo) -> A
             user_id=user.id,
             session_id=result.session.id,
         )
+    # The user's other sessions answer `me` from their cached check: show them this login now.
+    kt.access.drop_user(user.id)
     return result
 
 
@@ -343,13 +345,6 @@ async def revoke_my_session(
         await session.refresh_from_db()
     kt.access.forget_session(sid)
     return session
-
-
-async def current_user(principal: Principal) -> UserRow:
-    user = await UserRow.get_or_none(id=principal.user_id)
-    if user is None:
-        raise AuthError(ErrorCode.TOKEN_REVOKED)
-    return user
 
 
 async def my_sessions(kt: Keyturn, principal: Principal) -> list[SessionRow]:

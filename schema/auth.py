@@ -47,8 +47,7 @@ def auth_payload(
 class AuthQuery:
     @strawberry.field(permission_classes=[IsAuthenticated])
     async def me(self, info: Info) -> User:
-        principal = await info.context.principal()
-        return User.from_row(await auth.current_user(principal))
+        return User.from_principal(await info.context.principal())
 
     @strawberry.field(permission_classes=[IsAuthenticated])
     async def my_sessions(self, info: Info) -> list[Session]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import jwt
@@ -101,6 +102,32 @@ async def test_me_with_the_access_token(api: Harness, user: UserRow) -> None:
     assert me["isActive"] is True
     assert me["activeSessionCount"] == 1
     assert me["lastLoginAt"] is not None
+
+
+async def test_me_is_served_from_the_access_check_without_a_query_of_its_own(
+    api: Harness, user: UserRow, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = (await api.login())["accessToken"]
+    first = await api.gql("{ me { id email createdAt } }", token=token)  # the check reads the row
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="tortoise.db_client"):
+        again = await api.gql("{ me { id email createdAt } }", token=token)
+    queries = [r for r in caplog.records if r.name == "tortoise.db_client"]
+    assert queries == []  # the cached check answered both the check and the fields
+    assert again.data == first.data
+    assert again.data["me"]["id"] == str(user.id)
+    assert again.data["me"]["email"] == user.email
+
+
+async def test_me_shows_a_later_login_at_once(api: Harness, user: UserRow) -> None:
+    token = (await api.login())["accessToken"]
+    before = (await api.gql(ME, token=token)).data["me"]["lastLoginAt"]
+    api.clock.advance(60)
+    await api.login()  # another device; the first session's check is cached
+    after = (await api.gql(ME, token=token)).data["me"]
+    assert after["lastLoginAt"] != before
+    assert after["lastLoginAt"] == (await UserRow.get(id=user.id)).last_login_at.isoformat()
+    assert after["activeSessionCount"] == 2
 
 
 async def test_bearer_scheme_is_case_insensitive(api: Harness, user: UserRow) -> None:

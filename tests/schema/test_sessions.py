@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from typing import Any
 
-from api.access import Principal
+from api.access import Account, Principal
 from api.auth import logout_all
 from api.clients import ClientInfo
 from models import AuditEvent, Role
@@ -122,7 +122,8 @@ async def test_logout_all_needs_a_signed_in_caller(api: Harness) -> None:
 
 async def test_concurrent_token_version_bumps_lose_no_update(api: Harness, user: UserRow) -> None:
     login = await api.login()
-    principal = Principal(user.id, uuid.UUID(login["session"]["id"]), Role.USER, 0)
+    account = Account(user.email, user.created_at, user.last_login_at)
+    principal = Principal(user.id, uuid.UUID(login["session"]["id"]), Role.USER, 0, account)
     await asyncio.gather(*(logout_all(api.kt, principal, ClientInfo()) for _ in range(5)))
     assert (await UserRow.get(id=user.id)).token_version == 5
 

@@ -8,7 +8,7 @@ import re
 import httpx
 import pytest
 
-from api import auth
+from schema.types import User
 from tests.conftest import AppFactory, Harness
 
 APP = "https://app.example.com"
@@ -87,10 +87,10 @@ async def test_unexpected_errors_are_masked_with_the_request_id(
     await api.create_user()
     token = (await api.login())["accessToken"]
 
-    async def broken(principal: object) -> None:
+    def broken(principal: object) -> None:
         raise RuntimeError(f"select-secret-from-vault; token={token}")
 
-    monkeypatch.setattr(auth, "current_user", broken)
+    monkeypatch.setattr(User, "from_principal", broken)
     with caplog.at_level(logging.INFO):
         result = await api.gql("{ me { id } }", token=token)
 

@@ -1,0 +1,163 @@
+"""Where a request's time goes, without HTTP or wrk: the ASGI apps called in one process.
+
+    .venv/bin/python -m bench.inproc [--db sqlite|postgres] [--requests 3000] [--repeats 5]
+                                     [--profile CASE]
+
+Keyturn (its whole middleware stack, as `keyturn serve` builds it) and the framework floor of
+bench/baselines.py are driven with the same `{ me { id email } }` requests through their ASGI
+callables, interleaved, so the figures are the servers' own CPU cost per request, free of the
+network, the HTTP parser and wrk's share of the cores. It prints the median microseconds per
+request of each case and its ratio to the floor; `--profile CASE` runs that case under cProfile
+and prints the 30 costliest functions (cumulative). `make bench` (bench/run.py) measures the same
+servers over HTTP; this is the tool to find where the time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import os
+import pstats
+import secrets
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+from api.migrations import migrate
+from bench.seed import seed
+from bench.servers import access_token, create_pg_database, drop_pg_database, live_sessions
+
+ME = json.dumps({"query": "{ me { id email } }"}).encode()
+TYPENAME = json.dumps({"query": "{ __typename }"}).encode()
+SESSIONS = 16
+
+App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+
+
+def scope(token: str | None) -> dict[str, Any]:
+    headers = [
+        (b"host", b"127.0.0.1"),
+        (b"content-type", b"application/json"),
+        (b"accept", b"application/json"),
+    ]
+    if token:
+        headers.append((b"authorization", f"Bearer {token}".encode()))
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+
+
+async def call(app: App, request_scope: dict[str, Any], body: bytes) -> bytes:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(dict(request_scope), receive, send)
+    status = sent[0]["status"]
+    payload = b"".join(m.get("body", b"") for m in sent[1:])
+    if status != 200 or b'"errors"' in payload:
+        raise RuntimeError(f"{status}: {payload[:300]!r}")
+    return payload
+
+
+async def timed(app: App, scopes: list[dict[str, Any]], body: bytes, n: int) -> float:
+    """Microseconds per request over n requests cycling over the scopes."""
+    started = time.perf_counter()
+    for i in range(n):
+        await call(app, scopes[i % len(scopes)], body)
+    return (time.perf_counter() - started) / n * 1e6
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    from bench.baselines import floor_app, keyturn_app  # after the environment is set
+
+    async with AsyncExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        if args.db == "sqlite":
+            url = f"sqlite://{workdir / 'inproc.sqlite3'}"
+        else:
+            name = f"keyturn_bench_{uuid.uuid4().hex[:10]}"
+            url = await create_pg_database(name)
+            stack.push_async_callback(drop_pg_database, name)
+        await migrate(url)
+        await seed(url, 100, 1000)
+        os.environ.update(
+            {
+                "KEYTURN_ENV": "production",
+                "KEYTURN_DATABASE_URL": url,
+                "KEYTURN_ACCESS_TOKEN_SECRET": secrets.token_urlsafe(32),
+                "KEYTURN_REFRESH_TOKEN_SECRET": secrets.token_urlsafe(32),
+            }
+        )
+        from bench.baselines import _tokens
+
+        tokens = _tokens()
+        live = (await live_sessions(url))[:SESSIONS]
+        me_scopes = [scope(access_token(tokens, s)) for s in live]
+        keyturn = keyturn_app()
+        floor = floor_app()
+        await stack.enter_async_context(keyturn.router.lifespan_context(keyturn))
+        cases: dict[str, tuple[App, list[dict[str, Any]], bytes]] = {
+            "floor me": (floor, me_scopes, ME),
+            "keyturn typename": (keyturn, [scope(None)], TYPENAME),
+            "keyturn me": (keyturn, me_scopes, ME),
+        }
+        for app, scopes, body in cases.values():  # warm every cache
+            await timed(app, scopes, body, 200)
+        if args.profile:
+            app, scopes, body = cases[args.profile]
+            profiler = cProfile.Profile()
+            profiler.enable()
+            await timed(app, scopes, body, args.requests)
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.top)
+            return
+        samples: dict[str, list[float]] = {name: [] for name in cases}
+        for _ in range(args.repeats):
+            for name, (app, scopes, body) in cases.items():
+                samples[name].append(await timed(app, scopes, body, args.requests))
+        floor_us = statistics.median(samples["floor me"])
+        print(f"{args.db}: median µs per request over {args.repeats} runs of {args.requests}")
+        for name, values in samples.items():
+            us = statistics.median(values)
+            print(
+                f"  {name:18} {us:8.1f} µs  (min {min(values):.1f}, max {max(values):.1f})"
+                f"  floor/this {floor_us / us:5.2f}"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", default="sqlite", choices=("sqlite", "postgres"))
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--sort", default="cumulative")
+    parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--profile", choices=("floor me", "keyturn typename", "keyturn me"))
+    asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
