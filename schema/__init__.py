@@ -8,13 +8,7 @@ from typing import Any
 import strawberry
 from graphql.error import GraphQLError
 from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxTokensLimiter,
-    ParserCache,
-    SchemaExtension,
-    ValidationCache,
-)
+from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
@@ -22,12 +16,11 @@ from strawberry.types.graphql import OperationType
 from api.settings import Settings
 from schema.admin import AdminMutation, AdminQuery
 from schema.auth import AuthMutation, AuthQuery
+from schema.documents import CachedDocuments, DocumentCache
 from schema.errors import contract_error
-from schema.limits import DOCUMENT_RULES, MAX_DEPTH, MAX_TOKENS, IntLiteralGuard
+from schema.limits import DOCUMENT_RULES, MAX_DEPTH
 
 MAX_QUERY_DEPTH = MAX_DEPTH
-PARSER_CACHE_SIZE = 256
-VALIDATION_CACHE_SIZE = 256
 
 
 @strawberry.type
@@ -47,9 +40,16 @@ class KeyturnSchema(strawberry.Schema):
     cache, or an exception inside an extension, outside of the extensions' own hooks.
     """
 
-    def __init__(self, *args: Any, suggestions: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        suggestions: bool = True,
+        documents: DocumentCache | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.suggestions = suggestions
+        self.documents = documents
 
     async def execute(
         self,
@@ -93,15 +93,9 @@ def validation_rules(settings: Settings) -> list[type[ASTValidationRule]]:
     return rules
 
 
-def build_schema(settings: Settings) -> strawberry.Schema:
-    rules = validation_rules(settings)
-    extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
-        lambda: MaxTokensLimiter(MAX_TOKENS),
-        lambda: AddValidationRules(rules),
-        lambda: ParserCache(maxsize=PARSER_CACHE_SIZE),
-        IntLiteralGuard,  # before the validation cache, which validates in its own hook
-        lambda: ValidationCache(maxsize=VALIDATION_CACHE_SIZE),
-    ]
+def build_schema(settings: Settings) -> KeyturnSchema:
+    documents = DocumentCache(validation_rules(settings))
+    extensions: list[Callable[[], SchemaExtension]] = [lambda: CachedDocuments(documents)]
     # Suggestions name fields and types the caller did not ask for: they are as public as the
     # schema itself, so they follow the introspection setting.
     suggestions = settings.introspection_enabled
@@ -111,6 +105,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=not suggestions),
         suggestions=suggestions,
+        documents=documents,
     )
 
 

@@ -52,16 +52,33 @@ class Context:
     client: ClientInfo
     loaders: Loaders
     request_id: str
-    _principal: asyncio.Future[Principal] | None = None
+    _principal: Principal | None = None
+    _checking: asyncio.Future[Principal] | None = None
 
     async def principal(self) -> Principal:
         """The signed-in caller; raises the contract error when there is none.
 
-        Checked once per request: sibling fields resolving concurrently share one check.
+        Checked once per request: sibling fields resolving concurrently share the first one's
+        check (no task of its own: that cost a cached `me` more than the check itself).
         """
-        if self._principal is None:
-            self._principal = asyncio.ensure_future(self._authenticate())
-        return await asyncio.shield(self._principal)
+        if self._principal is not None:
+            return self._principal
+        if self._checking is not None:
+            # Shielded: a sibling cancelled while waiting must not cancel the shared check.
+            return await asyncio.shield(self._checking)
+        checking = self._checking = asyncio.get_running_loop().create_future()
+        try:
+            principal = await self._authenticate()
+        except Exception as exc:
+            checking.set_exception(exc)
+            checking.exception()  # raised below to this caller; siblings get it from the future
+            raise
+        except BaseException:
+            checking.cancel()
+            raise
+        self._principal = principal
+        checking.set_result(principal)
+        return principal
 
     async def _authenticate(self) -> Principal:
         token = bearer_token(self.request)

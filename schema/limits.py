@@ -10,8 +10,7 @@ counts as empty here; graphql-core's NoFragmentCyclesRule refuses the document a
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 from graphql import (
     DocumentNode,
@@ -20,16 +19,12 @@ from graphql import (
     FragmentSpreadNode,
     GraphQLError,
     InlineFragmentNode,
-    IntValueNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
     ValidationContext,
     ValidationRule,
-    Visitor,
-    visit,
 )
-from strawberry.extensions import SchemaExtension
 
 MAX_DEPTH = 10
 MAX_ALIASES = 15
@@ -174,28 +169,6 @@ class OneAuthMutation(_DocumentRule):
                     "changePassword: send them in separate requests."
                 )
             )
-
-
-class IntLiteralGuard(SchemaExtension):
-    """Refuses an integer literal too long to be any Int before validation reads it.
-
-    An extension, not a rule: graphql-core's own ValuesOfCorrectTypeRule calls int() on the
-    literal in the same validation pass, and past 4300 digits that raises instead of reporting.
-    """
-
-    def on_validate(self) -> Iterator[None]:
-        document = self.execution_context.graphql_document
-        query = self.execution_context.query or ""
-        # The walk only when the text has such a run of digits at all (in a string, say).
-        if document is not None and LONG_DIGIT_RUN.search(query):
-            visit(document, _IntLiterals())
-        yield
-
-
-class _IntLiterals(Visitor):
-    def enter_int_value(self, node: IntValueNode, *_: Any) -> None:
-        if len(node.value.lstrip("-")) > MAX_INT_LITERAL_DIGITS:
-            raise GraphQLError("Integer literal out of range.", node)
 
 
 DOCUMENT_RULES: tuple[type[ValidationRule], ...] = (

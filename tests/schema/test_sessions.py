@@ -6,6 +6,8 @@ import asyncio
 import uuid
 from typing import Any
 
+import pytest
+
 from api.access import Account, Principal
 from api.auth import logout_all
 from api.clients import ClientInfo
@@ -244,13 +246,30 @@ async def test_revocation_by_another_worker_bites_within_the_cache_ttl(
     assert (await api.gql(ME, token=login["accessToken"])).codes == ["TOKEN_REVOKED"]
 
 
-async def test_sibling_fields_share_one_access_check(api: Harness, user: UserRow) -> None:
+async def test_sibling_fields_share_one_access_check(
+    api: Harness, user: UserRow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checks = 0
+    authenticate = api.kt.access.authenticate
+
+    async def counted(token: str) -> Principal:
+        nonlocal checks
+        checks += 1
+        await asyncio.sleep(0.01)  # the siblings arrive while the first check is running
+        return await authenticate(token)
+
+    monkeypatch.setattr(api.kt.access, "authenticate", counted)
     login = await api.login()
-    result = await api.gql(
-        "{ me { id } mySessions { id } again: me { email } }", token=login["accessToken"]
-    )
+    siblings = "{ me { id } mySessions { id } again: me { email } }"
+    result = await api.gql(siblings, token=login["accessToken"])
     assert not result.errors, result.errors
     assert result.data["again"]["email"] == "user@example.com"
+    assert checks == 1
+
+    await api.gql(LOGOUT_ALL, token=login["accessToken"])
+    refused = await api.gql(siblings, token=login["accessToken"])
+    assert refused.codes == ["TOKEN_REVOKED"]
+    assert checks == 3  # this request's one check, and the logout's
 
 
 async def test_revoking_a_session_ended_by_a_bump_keeps_its_reason(

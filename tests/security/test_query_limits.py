@@ -8,9 +8,8 @@ from collections.abc import AsyncIterator
 
 import httpx
 from graphql import get_introspection_query, parse
-from strawberry.extensions.validation_cache import _get_validate_cache
 
-from schema import VALIDATION_CACHE_SIZE
+from schema.documents import DocumentCache
 from schema.limits import MAX_DEPTH, alias_count, auth_mutation_count, query_depth
 from tests.conftest import Harness
 
@@ -223,13 +222,44 @@ async def test_graphql_response_json_answers_unrun_documents_with_400(api: Harne
     assert plain.headers["content-type"].startswith("application/json")
 
 
-async def test_the_validation_cache_still_hits_with_the_limits_on(api: Harness) -> None:
-    cache = _get_validate_cache(VALIDATION_CACHE_SIZE)
+def document_cache(api: Harness) -> DocumentCache:
+    view = next(r.endpoint for r in api.app.routes if getattr(r, "path", "") == "/graphql")
+    cache = view.schema.documents
+    assert isinstance(cache, DocumentCache)
+    return cache
+
+
+async def test_the_document_cache_hits_with_the_limits_on(api: Harness) -> None:
+    cache = document_cache(api)
     document = "{ __typename alias: __typename }"
     await api.gql(document)
-    before = cache.cache_info()
+    hits, misses = cache.hits, cache.misses
     for _ in range(3):
         assert not (await api.gql(document)).errors
-    after = cache.cache_info()
-    assert after.hits - before.hits == 3
-    assert after.misses == before.misses
+    assert (cache.hits - hits, cache.misses - misses) == (3, 0)
+
+
+async def test_a_refused_document_stays_refused_from_the_cache(api: Harness) -> None:
+    cache = document_cache(api)
+    deep = nested_introspection(MAX_DEPTH + 1)
+    for _ in range(2):
+        result = await api.gql(deep)
+        assert set(result.codes) == {"BAD_USER_INPUT"}
+        assert f"at most {MAX_DEPTH} are allowed" in result.errors[0]["message"]
+    long_int = "{ users(first: 1" + "0" * 5000 + ") { totalCount } }"
+    hits = cache.hits
+    for _ in range(2):
+        result = await api.gql(long_int)
+        assert result.codes == ["BAD_USER_INPUT"]
+        assert "out of range" in result.errors[0]["message"]
+    assert cache.hits - hits == 1
+
+
+async def test_the_document_cache_is_bounded_and_keeps_no_syntax_errors(api: Harness) -> None:
+    cache = document_cache(api)
+    for i in range(cache.maxsize + 20):
+        await api.gql(f"{{ a{i}: __typename }}")
+    for i in range(20):
+        assert (await api.gql(f"{{ broken{i} ")).codes == ["BAD_USER_INPUT"]
+    assert len(cache._entries) == cache.maxsize
+    assert not any(text.startswith("{ broken") for text in cache._entries)

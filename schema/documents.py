@@ -1,0 +1,116 @@
+"""Parsed and validated documents, kept by their text: a client's query is checked once.
+
+One schema extension does what strawberry's MaxTokensLimiter, AddValidationRules, ParserCache and
+ValidationCache did together, plus the integer-literal guard, in two hooks: each extension costs
+every request a context object and hook lookups at each of four stages, and those five were a
+measurable part of a cached `me`. The same text always parses and validates the same way against
+one schema and one set of rules, so both answers are kept, in one bounded LRU per schema.
+A document that does not parse is not kept: junk cannot push real queries out.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    GraphQLError,
+    GraphQLSchema,
+    IntValueNode,
+    Visitor,
+    parse,
+    specified_rules,
+    visit,
+)
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
+
+from schema.limits import LONG_DIGIT_RUN, MAX_INT_LITERAL_DIGITS, MAX_TOKENS
+
+CACHE_SIZE = 256
+
+
+@dataclass(slots=True)
+class _Entry:
+    document: DocumentNode
+    errors: list[GraphQLError] | None = None  # None until validated
+
+
+class DocumentCache:
+    """The documents of one schema, with its validation rules, by query text."""
+
+    def __init__(self, rules: list[type[ASTValidationRule]], maxsize: int = CACHE_SIZE) -> None:
+        self.rules = (*specified_rules, *rules)
+        self.maxsize = maxsize
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def parse(self, query: str) -> DocumentNode:
+        """The parsed document; raises GraphQLError for a syntax error or too many tokens."""
+        entry = self._entries.get(query)
+        if entry is not None:
+            self.hits += 1
+            self._entries.move_to_end(query)
+            return entry.document
+        self.misses += 1
+        document = parse(query, max_tokens=MAX_TOKENS)
+        self._entries[query] = _Entry(document)
+        if len(self._entries) > self.maxsize:
+            self._entries.popitem(last=False)
+        return document
+
+    def validate(
+        self, schema: GraphQLSchema, query: str, document: DocumentNode
+    ) -> list[GraphQLError]:
+        entry = self._entries.get(query)
+        if entry is None or entry.document is not document:
+            return self._validate(schema, query, document)  # evicted meanwhile: not kept again
+        if entry.errors is None:
+            entry.errors = self._validate(schema, query, document)
+        return entry.errors
+
+    def _validate(
+        self, schema: GraphQLSchema, query: str, document: DocumentNode
+    ) -> list[GraphQLError]:
+        # Before graphql-core's own rules: ValuesOfCorrectTypeRule calls int() on every integer
+        # literal, which raises instead of reporting past 4300 digits. The walk only when the
+        # text holds such a run of digits at all (in a string, say).
+        if LONG_DIGIT_RUN.search(query):
+            try:
+                visit(document, _IntLiterals())
+            except GraphQLError as error:
+                return [error]
+        return validate_document(schema, document, self.rules)
+
+
+class _IntLiterals(Visitor):
+    def enter_int_value(self, node: IntValueNode, *_: Any) -> None:
+        if len(node.value.lstrip("-")) > MAX_INT_LITERAL_DIGITS:
+            raise GraphQLError("Integer literal out of range.", node)
+
+
+class CachedDocuments(SchemaExtension):
+    """Parses and validates through the schema's DocumentCache."""
+
+    def __init__(self, cache: DocumentCache) -> None:
+        self.cache = cache
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.graphql_document is None and context.query:
+            context.graphql_document = self.cache.parse(context.query)
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        if document is not None and context.pre_execution_errors is None:
+            context.pre_execution_errors = self.cache.validate(
+                context.schema._schema, context.query or "", document
+            )
+        yield
