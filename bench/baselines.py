@@ -1,8 +1,9 @@
 """The two baselines Keyturn's `me` is measured against, served by uvicorn like Keyturn itself.
 
-- the framework floor (`floor_app`): a bare strawberry app with Keyturn's parser and validation
-  caches and rules and its verified-token cache, answering `{ me { id email } }` from the
-  verified JWT without any database;
+- the framework floor (`floor_app`): a bare strawberry app (its stock ASGI view) with Keyturn's
+  document cache and rules (schema/documents.py: parse, limits and validation done once per query
+  text) and its verified-token cache, answering `{ me { id email } }` from the verified JWT
+  without any database;
 - the limit (`limit_app`): a plain Starlette endpoint that reads the JSON body, verifies the JWT
   and returns JSON.
 
@@ -23,7 +24,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
-from strawberry.extensions import AddValidationRules, ParserCache, ValidationCache
 
 from api.access import VerifiedTokens
 from api.clock import utc_now
@@ -31,6 +31,7 @@ from api.main import app_from_env
 from api.settings import load_settings
 from api.tokens import AccessClaims, TokenExpired, TokenInvalid, TokenService
 from schema import validation_rules
+from schema.documents import CachedDocuments, DocumentCache
 
 
 def _tokens() -> TokenService:
@@ -75,11 +76,8 @@ def floor_app() -> GraphQL[Any, None]:
             claims = _claims(tokens, info.context["request"].headers.get("authorization"))
             return FloorUser(id=strawberry.ID(str(claims.user_id)), email="user@bench.example")
 
-    extensions: list[Any] = [
-        lambda: AddValidationRules(rules),
-        lambda: ParserCache(maxsize=256),
-        lambda: ValidationCache(maxsize=256),
-    ]
+    documents = DocumentCache(rules)
+    extensions: list[Any] = [lambda: CachedDocuments(documents)]
     schema = strawberry.Schema(query=Query, extensions=extensions)
     return GraphQL(schema, graphql_ide=None)
 

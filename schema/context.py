@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.dataloader import DataLoader
 
 from api.access import Principal
-from api.clients import ClientInfo
+from api.clients import ClientInfo, client_info
 from api.cookies import REFRESH_COOKIE, cookie_allowed
 from api.errors import AuthError, ErrorCode
 from api.runtime import Keyturn
@@ -49,11 +50,19 @@ class Context:
     request: Request
     response: Response
     kt: Keyturn
-    client: ClientInfo
-    loaders: Loaders
     request_id: str
     _principal: Principal | None = None
     _checking: asyncio.Future[Principal] | None = None
+
+    @cached_property
+    def loaders(self) -> Loaders:
+        """This request's DataLoaders, made when a field first batches through them."""
+        return Loaders(self.kt)
+
+    @cached_property
+    def client(self) -> ClientInfo:
+        """The caller's address and user agent, worked out when a field first needs them."""
+        return client_info(self.request, self.kt.trusted_proxies)
 
     async def principal(self) -> Principal:
         """The signed-in caller; raises the contract error when there is none.
