@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ def parse_networks(entries: list[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_address(text: str) -> Address | None:
     """An IP address as a proxy or a socket gives it, or None.
 

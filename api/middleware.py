@@ -72,10 +72,9 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        conn = HTTPConnection(scope)
-        client = client_address(conn, self.trusted)
-        request_id = self._upstream_id(conn) or uuid.uuid4().hex
+        request_id = self._upstream_id(scope) or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        id_header = (b"x-request-id", request_id.encode())
         status = 0
         started = time.perf_counter()
 
@@ -83,24 +82,30 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            access_logger.info(
-                "%s %s %s %.0fms client=%s request=%s",
-                escape(scope["method"], 16),
-                escape(scope["path"]),
-                status or "-",
-                (time.perf_counter() - started) * 1000,
-                escape(client or "-", 64),
-                request_id,
-            )
+            # Everything the line needs is worked out only when the line is written.
+            if access_logger.isEnabledFor(logging.INFO):
+                client = client_address(HTTPConnection(scope), self.trusted)
+                access_logger.info(
+                    "%s %s %s %.0fms client=%s request=%s",
+                    escape(scope["method"], 16),
+                    escape(scope["path"]),
+                    status or "-",
+                    (time.perf_counter() - started) * 1000,
+                    escape(client or "-", 64),
+                    request_id,
+                )
 
-    def _upstream_id(self, conn: HTTPConnection) -> str | None:
+    def _upstream_id(self, scope: Scope) -> str | None:
         # Only a trusted proxy may name the request: anyone else could forge log correlation.
+        if not self.trusted:
+            return None
+        conn = HTTPConnection(scope)
         given = conn.headers.get(REQUEST_ID_HEADER)
         if given is None or not UPSTREAM_REQUEST_ID.fullmatch(given):
             return None
@@ -110,25 +115,30 @@ class RequestContext:
 class SecurityHeaders:
     def __init__(self, app: ASGIApp, hsts: bool) -> None:
         self.app = app
-        self.hsts = hsts
+        headers = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"x-frame-options", b"DENY"),
+            (b"referrer-policy", b"no-referrer"),
+        ]
+        if hsts:
+            headers.append((b"strict-transport-security", HSTS.encode()))
+        self.headers = tuple(headers)
+        # Answers carry tokens and per-user data, errors included: no cache keeps them.
+        self.graphql_headers = (*self.headers, (b"cache-control", b"no-store"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        graphql = scope["path"].rstrip("/") == "/graphql"
+        wanted = self.graphql_headers if scope["path"].rstrip("/") == "/graphql" else self.headers
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("X-Frame-Options", "DENY")
-                headers.setdefault("Referrer-Policy", "no-referrer")
-                if self.hsts:
-                    headers.setdefault("Strict-Transport-Security", HSTS)
-                if graphql:
-                    # Answers carry tokens and per-user data, errors included: no cache keeps them.
-                    headers.setdefault("Cache-Control", "no-store")
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                # Added where the app did not set its own (the console sets a stricter policy).
+                headers.extend(pair for pair in wanted if pair[0] not in present)
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
