@@ -24,7 +24,12 @@ from models import AuditKind, Role
 from models import Session as SessionRow
 from models import User as UserRow
 from models.audit import record_event
-from models.sessions import active_sessions, revoke_session, rotate_refresh_token
+from models.sessions import (
+    active_sessions,
+    revoke_session,
+    rotate_refresh_token,
+    session_with_user,
+)
 from models.users import bump_token_version, normalize_email
 
 REASON_LOGOUT = "logout"
@@ -188,10 +193,10 @@ async def refresh(kt: Keyturn, token: str, client: ClientInfo) -> AuthResult:
     claims = _verify_refresh(kt, token, now)
     reuse_detected = False
     async with in_transaction():
-        session = await SessionRow.get_or_none(id=claims.session_id).select_related("user")
-        if session is None or session.user_id != claims.user_id:
+        found = await session_with_user(claims.session_id)
+        if found is None or found[0].user_id != claims.user_id:
             raise AuthError(ErrorCode.INVALID_REFRESH_TOKEN)
-        user: UserRow = session.user
+        session, user = found
         if not _session_alive(session, user, now) or claims.token_version != session.token_version:
             raise AuthError(ErrorCode.INVALID_REFRESH_TOKEN)
 

@@ -32,9 +32,21 @@ from typing import Any
 
 from api.migrations import migrate
 from bench.seed import seed
-from bench.servers import access_token, create_pg_database, drop_pg_database, live_sessions
+from bench.servers import (
+    UNLIMITED,
+    access_token,
+    create_pg_database,
+    drop_pg_database,
+    live_sessions,
+    refresh_token,
+)
 
 ME = json.dumps({"query": "{ me { id email } }"}).encode()
+REFRESH = (
+    "mutation ($t: String) { refresh(refreshToken: $t, refreshTokenDelivery: BODY) "
+    "{ accessToken refreshToken } }"
+)
+REFRESH_POOL = 64
 TYPENAME = json.dumps({"query": "{ __typename }"}).encode()
 SESSIONS = 16
 
@@ -90,6 +102,23 @@ async def timed(app: App, scopes: list[dict[str, Any]], body: bytes, n: int) -> 
     return (time.perf_counter() - started) / n * 1e6
 
 
+class Rotations:
+    """`refresh` in BODY mode over a pool of sessions: each answer's token goes back in."""
+
+    def __init__(self, tokens: list[str]) -> None:
+        self.pool = tokens
+
+    async def timed(self, app: App, n: int) -> float:
+        started = time.perf_counter()
+        anonymous = scope(None)
+        for i in range(n):
+            slot = i % len(self.pool)
+            body = json.dumps({"query": REFRESH, "variables": {"t": self.pool[slot]}})
+            answer = json.loads(await call(app, anonymous, body.encode()))
+            self.pool[slot] = answer["data"]["refresh"]["refreshToken"]
+        return (time.perf_counter() - started) / n * 1e6
+
+
 async def main_async(args: argparse.Namespace) -> None:
     from bench.baselines import floor_app, keyturn_app  # after the environment is set
 
@@ -109,35 +138,37 @@ async def main_async(args: argparse.Namespace) -> None:
                 "KEYTURN_DATABASE_URL": url,
                 "KEYTURN_ACCESS_TOKEN_SECRET": secrets.token_urlsafe(32),
                 "KEYTURN_REFRESH_TOKEN_SECRET": secrets.token_urlsafe(32),
+                "KEYTURN_REFRESH_MAX_PER_IP": UNLIMITED,  # one client, hammering on purpose
             }
         )
         from bench.baselines import _tokens
 
         tokens = _tokens()
-        live = (await live_sessions(url))[:SESSIONS]
-        me_scopes = [scope(access_token(tokens, s)) for s in live]
+        live = await live_sessions(url)
+        me_scopes = [scope(access_token(tokens, s)) for s in live[:SESSIONS]]
+        rotations = Rotations([refresh_token(tokens, s) for s in live[-REFRESH_POOL:]])
         keyturn = keyturn_app()
         floor = floor_app()
         await stack.enter_async_context(keyturn.router.lifespan_context(keyturn))
-        cases: dict[str, tuple[App, list[dict[str, Any]], bytes]] = {
-            "floor me": (floor, me_scopes, ME),
-            "keyturn typename": (keyturn, [scope(None)], TYPENAME),
-            "keyturn me": (keyturn, me_scopes, ME),
+        cases: dict[str, Callable[[int], Awaitable[float]]] = {
+            "floor me": lambda n: timed(floor, me_scopes, ME, n),
+            "keyturn typename": lambda n: timed(keyturn, [scope(None)], TYPENAME, n),
+            "keyturn me": lambda n: timed(keyturn, me_scopes, ME, n),
+            "keyturn refresh": lambda n: rotations.timed(keyturn, n // 4),
         }
-        for app, scopes, body in cases.values():  # warm every cache
-            await timed(app, scopes, body, 200)
+        for case in cases.values():  # warm every cache
+            await case(200)
         if args.profile:
-            app, scopes, body = cases[args.profile]
             profiler = cProfile.Profile()
             profiler.enable()
-            await timed(app, scopes, body, args.requests)
+            await cases[args.profile](args.requests)
             profiler.disable()
             pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.top)
             return
         samples: dict[str, list[float]] = {name: [] for name in cases}
         for _ in range(args.repeats):
-            for name, (app, scopes, body) in cases.items():
-                samples[name].append(await timed(app, scopes, body, args.requests))
+            for name, case in cases.items():
+                samples[name].append(await case(args.requests))
         floor_us = statistics.median(samples["floor me"])
         print(f"{args.db}: median µs per request over {args.repeats} runs of {args.requests}")
         for name, values in samples.items():
@@ -155,7 +186,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sort", default="cumulative")
     parser.add_argument("--top", type=int, default=30)
-    parser.add_argument("--profile", choices=("floor me", "keyturn typename", "keyturn me"))
+    parser.add_argument(
+        "--profile", choices=("floor me", "keyturn typename", "keyturn me", "keyturn refresh")
+    )
     asyncio.run(main_async(parser.parse_args()))
 
 

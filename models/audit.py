@@ -11,6 +11,8 @@ from tortoise import fields
 from tortoise.expressions import Q
 from tortoise.models import Model
 
+from models.statements import Statement, encode, insert_sql
+
 if TYPE_CHECKING:
     from models.users import User
 
@@ -56,6 +58,20 @@ class AuditEvent(Model):
         indexes = (("created_at", "id"), ("user_id", "created_at", "id"))
 
 
+_AUDIT_COLUMNS = (
+    "id",
+    "created_at",
+    "kind",
+    "user_id",
+    "session_id",
+    "actor_id",
+    "ip_address",
+    "user_agent",
+    "detail",
+)
+_INSERT = Statement(lambda: insert_sql(AuditEvent, _AUDIT_COLUMNS))
+
+
 async def record_event(
     kind: AuditKind,
     now: datetime,
@@ -66,17 +82,21 @@ async def record_event(
     ip_address: str | None = None,
     user_agent: str | None = None,
     detail: dict[str, Any] | None = None,
-) -> AuditEvent:
-    return await AuditEvent.create(
-        kind=kind.value,
-        created_at=now,
-        user_id=user_id,
-        session_id=session_id,
-        actor_id=actor_id,
-        ip_address=ip_address,
-        user_agent=user_agent,
-        detail=detail,
+) -> None:
+    """Appends one event (on every refresh, among others: hence SQL written once)."""
+    values = encode(
+        AuditEvent,
+        ("id", uuid.uuid4()),
+        ("created_at", now),
+        ("kind", kind.value),
+        ("user_id", user_id),
+        ("session_id", session_id),
+        ("actor_id", actor_id),
+        ("ip_address", ip_address),
+        ("user_agent", user_agent),
+        ("detail", detail),
     )
+    await _INSERT.run(AuditEvent._meta.db, values)
 
 
 async def delete_old_events(before: datetime, batch_size: int) -> int:

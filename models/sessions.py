@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
 from tortoise import fields
 from tortoise.expressions import Q
@@ -13,8 +12,8 @@ from tortoise.functions import Count
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
-if TYPE_CHECKING:
-    from models.users import User
+from models.statements import Statement, decode, encode, select_list
+from models.users import User
 
 
 class Session(Model):
@@ -78,6 +77,35 @@ def active_sessions(user_id: uuid.UUID, token_version: int, now: datetime) -> Qu
     )
 
 
+def _session_with_user_sql() -> str:
+    # Column names from the models' own metadata, never from a caller: nothing to inject.
+    selected = f"{select_list(Session, 's', 's_')}, {select_list(User, 'u', 'u_')}"
+    return (
+        f"SELECT {selected} FROM "  # noqa: S608
+        '"sessions" s JOIN "users" u ON u."id" = s."user_id" WHERE s."id" = ?'
+    )
+
+
+_SESSION_WITH_USER = Statement(_session_with_user_sql)
+
+
+async def session_with_user(session_id: uuid.UUID) -> tuple[Session, User] | None:
+    """A session and its user in one query (the refresh path's read)."""
+    rows = await _SESSION_WITH_USER.rows(Session._meta.db, encode(Session, ("id", session_id)))
+    if not rows:
+        return None
+    return decode(Session, rows[0], "s_"), decode(User, rows[0], "u_")
+
+
+_ROTATE = Statement(
+    lambda: (
+        'UPDATE "sessions" SET "current_token_id" = ?, "previous_token_id" = ?, '
+        '"rotated_at" = ?, "last_used_at" = ?, "expires_at" = ? '
+        'WHERE "id" = ? AND "current_token_id" = ? AND "revoked_at" IS NULL'
+    )
+)
+
+
 async def rotate_refresh_token(
     session_id: uuid.UUID,
     presented_token_id: uuid.UUID,
@@ -90,16 +118,17 @@ async def rotate_refresh_token(
     SQLite ignores SELECT ... FOR UPDATE and PostgreSQL's READ COMMITTED would let two readers
     both see the same current id, so the row count of this conditional UPDATE is the lock.
     """
-    updated = await Session.filter(
-        id=session_id, current_token_id=presented_token_id, revoked_at__isnull=True
-    ).update(
-        current_token_id=new_token_id,
-        previous_token_id=presented_token_id,
-        rotated_at=issued_at,
-        last_used_at=issued_at,
-        expires_at=expires_at,
+    values = encode(
+        Session,
+        ("current_token_id", new_token_id),
+        ("previous_token_id", presented_token_id),
+        ("rotated_at", issued_at),
+        ("last_used_at", issued_at),
+        ("expires_at", expires_at),
+        ("id", session_id),
+        ("current_token_id", presented_token_id),
     )
-    return updated == 1
+    return await _ROTATE.run(Session._meta.db, values) == 1
 
 
 async def revoke_session(

@@ -1,0 +1,81 @@
+"""Hot-path statements: SQL written once per connection, run without the ORM's query building.
+
+Building a query with the ORM cost several times what running it did: a session read through
+`select_related` took about 850 µs on SQLite where the same SQL ran in 130 µs. The refresh path
+(read, compare-and-set, audit insert) runs on every token rotation, so its statements are kept
+here as SQL; their parameters are encoded by the models' own fields and their rows decoded into
+model instances the way the ORM itself does, so the rest of the code cannot tell the difference.
+Everything that is not on a hot path stays on the ORM.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from tortoise import BaseDBAsyncClient
+from tortoise.models import Model
+
+M = TypeVar("M", bound=Model)
+
+_PLACEHOLDER = re.compile(r"\?")
+
+
+def columns(model: type[Model]) -> list[str]:
+    """The model's database columns, in a fixed order."""
+    return sorted(model._meta.db_fields)
+
+
+def for_dialect(sql: str, dialect: str) -> str:
+    """SQL written with `?` placeholders, numbered `$1, $2, …` for PostgreSQL."""
+    if dialect != "postgres":
+        return sql
+    numbers = iter(range(1, sql.count("?") + 1))
+    return _PLACEHOLDER.sub(lambda _: f"${next(numbers)}", sql)
+
+
+class Statement:
+    """One statement, its SQL made for each dialect the first time it runs there."""
+
+    def __init__(self, write: Callable[[], str]) -> None:
+        self._write = write
+        self._by_dialect: dict[str, str] = {}
+
+    def sql(self, conn: BaseDBAsyncClient) -> str:
+        dialect = conn.capabilities.dialect
+        sql = self._by_dialect.get(dialect)
+        if sql is None:
+            sql = self._by_dialect[dialect] = for_dialect(self._write(), dialect)
+        return sql
+
+    async def rows(self, conn: BaseDBAsyncClient, values: list[Any]) -> list[dict[str, Any]]:
+        return await conn.execute_query_dict(self.sql(conn), values)
+
+    async def run(self, conn: BaseDBAsyncClient, values: list[Any]) -> int:
+        """Runs a write; the number of rows it changed."""
+        changed, _ = await conn.execute_query(self.sql(conn), values)
+        return changed
+
+
+def encode(model: type[Model], *values: tuple[str, Any]) -> list[Any]:
+    """Parameters as the ORM would send them, each encoded by the model's field of that name."""
+    fields = model._meta.fields_map
+    return [fields[name].to_db_value(value, model) for name, value in values]
+
+
+def decode(model: type[M], row: dict[str, Any], prefix: str) -> M:
+    """A model instance from the `prefix`-aliased columns of a row, as the ORM builds one."""
+    return model._init_from_db(**{column: row[prefix + column] for column in columns(model)})
+
+
+def select_list(model: type[Model], table: str, prefix: str) -> str:
+    """Every column of the model's table `table`, aliased `prefix` + column."""
+    return ", ".join(f'{table}."{column}" AS "{prefix}{column}"' for column in columns(model))
+
+
+def insert_sql(model: type[Model], names: tuple[str, ...]) -> str:
+    # Names from the model's own metadata, never from a caller: nothing to inject.
+    quoted = ", ".join(f'"{name}"' for name in names)
+    marks = ", ".join("?" for _ in names)
+    return f'INSERT INTO "{model._meta.db_table}" ({quoted}) VALUES ({marks})'  # noqa: S608
