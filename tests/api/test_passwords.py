@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher, Type, extract_parameters
 
 from api.errors import AuthError, ErrorCode
-from api.passwords import Passwords, validate_password
+from api.passwords import HASHING_NICENESS, Passwords, validate_password
 
 PASSWORD = "correct horse battery"
 
@@ -158,6 +160,25 @@ async def test_hashing_uses_at_most_the_configured_number_of_threads() -> None:
         await asyncio.gather(*(passwords.hash(f"{PASSWORD} {i}") for i in range(6)))
         workers = [t for t in threading.enumerate() if t.name.startswith("argon2")]
         assert 1 <= len(workers) <= 2
+    finally:
+        passwords.close()
+
+
+def niceness(thread: threading.Thread) -> int:
+    """A thread's nice value, as the kernel reports it (field 19 of /proc/self/task/TID/stat)."""
+    stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
+    return int(stat.rpartition(")")[2].split()[16])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="thread priorities are set on Linux only")
+async def test_hashing_threads_run_at_a_lower_priority_than_the_event_loop() -> None:
+    passwords = Passwords(concurrency=2)
+    try:
+        await asyncio.gather(*(passwords.hash(f"{PASSWORD} {i}") for i in range(4)))
+        workers = [t for t in threading.enumerate() if t.name.startswith("argon2")]
+        assert workers
+        loop_thread = niceness(threading.current_thread())
+        assert all(niceness(t) == loop_thread + HASHING_NICENESS for t in workers)
     finally:
         passwords.close()
 
