@@ -27,7 +27,7 @@ from strawberry.asgi import GraphQL
 
 from api.access import VerifiedTokens
 from api.clock import utc_now
-from api.main import app_from_env
+from api.main import app_from_env, settle_heap
 from api.settings import load_settings
 from api.tokens import AccessClaims, TokenExpired, TokenInvalid, TokenService
 from schema import validation_rules
@@ -79,7 +79,9 @@ def floor_app() -> GraphQL[Any, None]:
     documents = DocumentCache(rules)
     extensions: list[Any] = [lambda: CachedDocuments(documents)]
     schema = strawberry.Schema(query=Query, extensions=extensions)
-    return GraphQL(schema, graphql_ide=None)
+    app = GraphQL(schema, graphql_ide=None)
+    settle_heap()  # the same process tuning as Keyturn's, for a like-for-like floor
+    return app
 
 
 def limit_app() -> Starlette:
@@ -94,7 +96,9 @@ def limit_app() -> Starlette:
         user = {"id": str(claims.user_id), "email": "user@bench.example"}
         return JSONResponse({"data": {"me": user}})
 
-    return Starlette(routes=[Route("/graphql", me, methods=["POST"])])
+    app = Starlette(routes=[Route("/graphql", me, methods=["POST"])])
+    settle_heap()
+    return app
 
 
 __all__ = ["floor_app", "keyturn_app", "limit_app"]
