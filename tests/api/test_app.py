@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -274,3 +278,21 @@ async def test_the_app_starts_while_the_database_is_down(
             assert (await client.get("/readyz")).status_code == 200
         finally:
             await proxy.stop()
+
+
+def test_a_server_process_freezes_its_start_up_heap(tmp_path: Path) -> None:
+    """What uvicorn's factory builds stays out of every later full collection."""
+    probe = (
+        "import gc; from api.main import app_from_env; "
+        "before = gc.get_freeze_count(); app_from_env(); print(before, gc.get_freeze_count())"
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("KEYTURN_")},
+        "KEYTURN_DATABASE_URL": f"sqlite://{tmp_path / 'keyturn.sqlite3'}",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    )
+    before, after = map(int, done.stdout.split())
+    assert before == 0
+    assert after > 50_000  # the modules, the schema and the app: tens of thousands of objects
