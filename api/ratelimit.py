@@ -34,7 +34,7 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from limits import RateLimitItem, RateLimitItemPerSecond
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import RedisStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 from limits.errors import StorageError
 from limits.util import WindowStats
@@ -44,6 +44,7 @@ from redis.backoff import NoBackoff
 
 from api.clients import ClientInfo, clean_text, parse_address
 from api.clock import Clock
+from api.counters import WindowCounters
 from api.errors import AuthError, ErrorCode
 from api.passwords import PasswordsBusy
 from api.settings import Settings
@@ -143,7 +144,7 @@ class Throttle:
                 **options,
             )
         else:
-            storage = MemoryStorage()
+            storage = WindowCounters()
         self._limiter = FixedWindowRateLimiter(storage)
         self._store_down = False
         self._window = settings.login_failure_window
