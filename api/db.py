@@ -88,8 +88,10 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
             )
         credentials.update(_postgres_options(query))
     if dialect == "sqlite":
-        # Several workers may share the file: wait for a lock rather than fail at once.
+        # Several workers may share the file: wait for a lock rather than fail at once, and
+        # take it when a transaction begins, where that wait applies (see api/sqlite.py).
         credentials.setdefault("busy_timeout", 5000)
+        connection["engine"] = "api.sqlite"
     else:
         credentials.setdefault("minsize", 1)
         credentials.setdefault("maxsize", 10)

@@ -46,7 +46,7 @@ def start_redis() -> RedisServer:
     return server
 
 
-def start_pair(database_url: str, redis_url: str, folder: Path) -> tuple[Instance, Instance]:
+def start_pair(database_url: str, redis_url: str | None, folder: Path) -> tuple[Instance, Instance]:
     env = instance_env(database_url, redis_url)
     pair = (
         Instance("instance A", env, folder / "a.log"),

@@ -1,0 +1,64 @@
+"""Keyturn's tortoise engine for SQLite: every transaction takes the write lock when it begins.
+
+tortoise opens transactions with a deferred `BEGIN`, which takes no lock until the first write.
+When several processes share the file (`keyturn serve --workers 2`), a transaction that has read
+and then writes while another process holds the write lock gets "database is locked" at once:
+SQLite does not wait (busy_timeout) for a reader that wants to become a writer, since two such
+readers would wait for each other. `BEGIN IMMEDIATE` asks for the write lock first, where
+busy_timeout applies, so concurrent transactions queue instead of failing. Keyturn opens a
+transaction only to change something (plain reads run outside one, and in WAL mode they never wait
+for the write lock), so taking the lock up front costs little.
+
+tortoise_config names this module as the engine of SQLite URLs; tortoise reads `client_class`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from tortoise.backends.base.client import TransactionalDBClient, TransactionContext
+from tortoise.backends.sqlite.client import (
+    SqliteClient,
+    SqliteTransactionContext,
+    SqliteTransactionWrapper,
+)
+from tortoise.connection import get_connections
+from tortoise.exceptions import OperationalError
+
+
+class ImmediateTransactionContext(SqliteTransactionContext):
+    async def __aenter__(self) -> TransactionalDBClient:
+        await self._trxlock.acquire()
+        try:
+            await self.ensure_connection()
+            await self.connection.begin()
+        except BaseException:
+            # tortoise's context keeps the connection's lock when BEGIN fails, which a deferred
+            # BEGIN never does but BEGIN IMMEDIATE can (busy_timeout passed): every later query
+            # of this process would then wait for the lock for ever.
+            self._trxlock.release()
+            raise
+        client: TransactionalDBClient = self.connection
+        self.token = get_connections().set(self.connection_name, client)
+        return client
+
+
+class ImmediateTransactionWrapper(SqliteTransactionWrapper):
+    async def begin(self) -> None:
+        try:
+            if self._connection.in_transaction:
+                # Left open by an interrupted transaction; tortoise commits unconditionally,
+                # a round trip to the connection's thread on every transaction.
+                await self._connection.commit()
+            await self._connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise OperationalError(exc) from exc
+
+
+class ImmediateSqliteClient(SqliteClient):
+    # Nested transactions keep tortoise's wrapper: they are savepoints and never BEGIN.
+    def _in_transaction(self) -> TransactionContext:
+        return ImmediateTransactionContext(ImmediateTransactionWrapper(self), self._lock)
+
+
+client_class = ImmediateSqliteClient

@@ -1,0 +1,162 @@
+"""Keyturn's SQLite transactions: several processes share one file, and none meets a lock error.
+
+Each case runs on its own migrated copy of the template, with real aiosqlite connections; the
+concurrency cases use separate OS processes, as `keyturn serve --workers 2` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import shutil
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import closing
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier
+from pathlib import Path
+
+import pytest
+from tortoise import Tortoise
+from tortoise.exceptions import OperationalError
+from tortoise.transactions import in_transaction
+
+from api.db import connection, is_unavailable, tortoise_config
+from api.sqlite import ImmediateSqliteClient
+
+PROCESSES = 3
+ROUNDS = 40
+
+
+@pytest.fixture
+def sqlite_file(tmp_path: Path, sqlite_template: Path) -> Path:
+    path = tmp_path / "keyturn.sqlite3"
+    shutil.copyfile(sqlite_template, path)
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute("CREATE TABLE counter (id INTEGER PRIMARY KEY, value INTEGER NOT NULL)")
+        db.execute("INSERT INTO counter VALUES (1, 0)")
+        db.execute("CREATE TABLE ledger (id INTEGER PRIMARY KEY, value INTEGER NOT NULL)")
+    return path
+
+
+@pytest.fixture
+async def orm(sqlite_file: Path) -> AsyncIterator[str]:
+    url = f"sqlite://{sqlite_file}?busy_timeout=200"
+    await Tortoise.init(config=tortoise_config(url))
+    try:
+        yield url
+    finally:
+        await Tortoise.close_connections()
+
+
+async def _read_then_write() -> None:
+    """Refresh's shape: read the row, then a conditional UPDATE decided by what was read, then
+    an INSERT. The pause keeps the read open while the other processes reach theirs."""
+    async with in_transaction("sqlite") as tx:
+        _, rows = await tx.execute_query("SELECT value FROM counter WHERE id = 1")
+        seen = rows[0]["value"]
+        await asyncio.sleep(0.002)
+        updated, _ = await tx.execute_query(
+            "UPDATE counter SET value = ? WHERE id = 1 AND value = ?", [seen + 1, seen]
+        )
+        assert updated == 1, "another transaction wrote between this one's read and write"
+        await tx.execute_insert("INSERT INTO ledger (value) VALUES (?)", [seen + 1])
+
+
+async def _hammer(url: str, start: Barrier) -> list[str]:
+    await Tortoise.init(config=tortoise_config(url))
+    failures: list[str] = []
+    try:
+        start.wait()
+        for _ in range(ROUNDS):
+            try:
+                await _read_then_write()
+            except Exception as exc:
+                failures.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        await Tortoise.close_connections()
+    return failures
+
+
+def _worker(url: str, start: Barrier, results: Queue[list[str]]) -> None:
+    results.put(asyncio.run(_hammer(url, start)))
+
+
+def test_processes_sharing_the_file_never_see_database_is_locked(sqlite_file: Path) -> None:
+    url = f"sqlite://{sqlite_file}"
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(PROCESSES)
+    results: Queue[list[str]] = context.Queue()
+    workers = [
+        context.Process(target=_worker, args=(url, start, results)) for _ in range(PROCESSES)
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        failures = [failure for _ in workers for failure in results.get(timeout=60)]
+    finally:
+        for worker in workers:
+            worker.join(timeout=10)
+    assert failures == []
+    assert [worker.exitcode for worker in workers] == [0] * PROCESSES
+    with closing(sqlite3.connect(sqlite_file)) as db:
+        assert db.execute("SELECT value FROM counter").fetchone() == (PROCESSES * ROUNDS,)
+        assert db.execute("SELECT count(*) FROM ledger").fetchone() == (PROCESSES * ROUNDS,)
+
+
+async def test_the_engine_is_keyturns_and_takes_the_write_lock_at_begin(
+    orm: str, sqlite_file: Path
+) -> None:
+    assert isinstance(connection(orm), ImmediateSqliteClient)
+    async with in_transaction("sqlite"):
+        # No statement has run yet, and another connection already cannot write.
+        other = sqlite3.connect(sqlite_file, timeout=0)
+        try:
+            with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+                other.execute("BEGIN IMMEDIATE")
+        finally:
+            other.close()
+
+
+async def _failing_nested_update() -> None:
+    async with in_transaction("sqlite") as nested:
+        await nested.execute_query("UPDATE counter SET value = 2 WHERE id = 1")
+        raise RuntimeError("undo the inner change only")
+
+
+async def test_a_nested_transaction_rolls_back_to_its_savepoint(orm: str) -> None:
+    async with in_transaction("sqlite") as tx:
+        await tx.execute_query("UPDATE counter SET value = 1 WHERE id = 1")
+        with pytest.raises(RuntimeError):
+            await _failing_nested_update()
+        async with in_transaction("sqlite") as nested:
+            await nested.execute_insert("INSERT INTO ledger (value) VALUES (?)", [1])
+    _, rows = await connection(orm).execute_query("SELECT value FROM counter WHERE id = 1")
+    assert rows[0]["value"] == 1
+    _, rows = await connection(orm).execute_query("SELECT count(*) AS n FROM ledger")
+    assert rows[0]["n"] == 1
+
+
+async def _empty_transaction() -> None:
+    async with in_transaction("sqlite"):
+        pass
+
+
+async def test_a_begin_that_times_out_is_unavailable_and_frees_the_connection(
+    orm: str, sqlite_file: Path
+) -> None:
+    holder = sqlite3.connect(sqlite_file, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        with pytest.raises(OperationalError, match="database is locked") as failure:
+            # A task of its own, as each request has.
+            await asyncio.create_task(_empty_transaction())
+        assert is_unavailable(failure.value)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    # The failed BEGIN must not keep the connection's lock: the next transaction runs.
+    async with asyncio.timeout(2), in_transaction("sqlite") as tx:
+        await tx.execute_query("UPDATE counter SET value = 7 WHERE id = 1")
+    _, rows = await connection(orm).execute_query("SELECT value FROM counter WHERE id = 1")
+    assert rows[0]["value"] == 7
