@@ -7,7 +7,9 @@ entries at once, and with a broadcast attached (api.revocation) so do every othe
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import logging
 import time
 import uuid
 from collections import OrderedDict
@@ -25,7 +27,11 @@ from models import Role
 from models import Session as SessionRow
 from models import User as UserRow
 
+logger = logging.getLogger("keyturn.access")
+
 MAX_CACHED_SESSIONS = 50_000
+# Past this fraction of the TTL, a session's next request starts a re-read in the background.
+REFRESH_AHEAD = 0.5
 MAX_VERIFIED_TOKENS = 10_000
 
 
@@ -158,6 +164,8 @@ class AccessChecker:
         self._user_marks: dict[uuid.UUID, float] = {}
         self.broadcast: RevocationBroadcast | None = None
         self._query = _StateQuery()
+        self._pending: dict[uuid.UUID, asyncio.Future[_SessionState | None]] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
     async def authenticate(self, token: str) -> Principal:
         now = self._clock()
@@ -188,9 +196,66 @@ class AccessChecker:
         )
 
     async def _state(self, session_id: uuid.UUID) -> _SessionState | None:
+        now = time.monotonic()
         cached = self._cache.get(session_id)
-        if cached is not None and self._fresh(session_id, cached):
+        if cached is not None and self._fresh(session_id, cached, now):
+            if now - cached.fetched_at >= self._ttl * REFRESH_AHEAD:
+                self._refresh_ahead(session_id)
             return cached
+        pending = self._pending.get(session_id)
+        if pending is not None:
+            # Another request (or a refresh ahead) is reading this very row: share its answer,
+            # unless a revocation heard of since it started makes that answer stale.
+            try:
+                state = await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                if not pending.cancelled():
+                    raise  # this request itself was cancelled
+            else:
+                if state is None or self._fresh(session_id, state, time.monotonic()):
+                    return state
+        return await self._fetch(session_id)
+
+    def _refresh_ahead(self, session_id: uuid.UUID) -> None:
+        """Re-reads a busy session's row in the background while its cached answer still holds.
+
+        Its requests then never wait for the database: before the entry is too old to use, a
+        fresh one has replaced it. The bound is unchanged: only answers younger than the TTL
+        are ever used.
+        """
+        if session_id in self._pending:
+            return
+        task = asyncio.get_running_loop().create_task(self._fetch_quietly(session_id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _fetch_quietly(self, session_id: uuid.UUID) -> None:
+        try:
+            await self._fetch(session_id)
+        except Exception:
+            # The next request past the TTL reads the row itself, and fails with the reason.
+            logger.debug("refreshing a cached session ahead of time failed", exc_info=True)
+
+    async def _fetch(self, session_id: uuid.UUID) -> _SessionState | None:
+        """Reads the row; requests for the same session meanwhile wait for this one read."""
+        future: asyncio.Future[_SessionState | None] = asyncio.get_running_loop().create_future()
+        self._pending[session_id] = future
+        try:
+            state = await self._read(session_id)
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                future.cancel()
+            else:
+                future.set_exception(exc)
+                future.exception()  # raised to this caller; whoever waits gets it too
+            raise
+        finally:
+            if self._pending.get(session_id) is future:
+                del self._pending[session_id]
+        future.set_result(state)
+        return state
+
+    async def _read(self, session_id: uuid.UUID) -> _SessionState | None:
         # Timed from before the query: a revocation that commits while it runs marks it stale.
         started = time.monotonic()
         rows = await self._query.run(session_id)
@@ -214,20 +279,27 @@ class AccessChecker:
             ),
             fetched_at=started,
         )
-        if self._ttl > 0:
+        current = self._cache.get(session_id)
+        if self._ttl > 0 and (current is None or current.fetched_at <= started):
             self._cache[session_id] = state
             self._cache.move_to_end(session_id)
             while len(self._cache) > MAX_CACHED_SESSIONS:
                 self._cache.popitem(last=False)
         return state
 
-    def _fresh(self, session_id: uuid.UUID, state: _SessionState) -> bool:
+    def _fresh(self, session_id: uuid.UUID, state: _SessionState, now: float) -> bool:
         fetched = state.fetched_at
         return (
-            time.monotonic() - fetched < self._ttl
+            now - fetched < self._ttl
             and self._session_marks.get(session_id, -1.0) < fetched
             and self._user_marks.get(state.user_id, -1.0) < fetched
         )
+
+    async def close(self) -> None:
+        """Stops the refreshes ahead still running (at shutdown, before the database goes)."""
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
 
     def forget_session(self, session_id: uuid.UUID) -> None:
         """A session revoked in this process: drop it here and on every other instance."""

@@ -59,6 +59,7 @@ class Keyturn:
             await self.revocations.start()
 
     async def stop(self) -> None:
+        await self.access.close()
         if self.revocations is not None:
             await self.revocations.stop()
         await self.throttle.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from typing import Any
 
@@ -281,3 +282,57 @@ async def test_revoking_a_session_ended_by_a_bump_keeps_its_reason(
     result = await api.gql(REVOKE_MY, {"id": old["session"]["id"]}, token=fresh["accessToken"])
     assert result.data["revokeMySession"]["revokedReason"] == "sessions_revoked"
     assert await AuditEvent.filter(kind="session_revoked").count() == 0
+
+
+def access_reads(caplog: pytest.LogCaptureFixture) -> int:
+    """Queries logged since the last caplog.clear() (`{ me { id } }` makes only the check's)."""
+    return sum(1 for record in caplog.records if record.name == "tortoise.db_client")
+
+
+async def test_a_busy_session_is_re_read_ahead_and_never_waits_for_the_database(
+    api: Harness, user: UserRow, caplog: pytest.LogCaptureFixture
+) -> None:
+    ttl = api.settings.revocation_cache_ttl
+    token = (await api.login())["accessToken"]
+    with caplog.at_level(logging.DEBUG, logger="tortoise.db_client"):
+        caplog.clear()
+        assert not (await api.gql("{ me { id } }", token=token)).errors
+        assert access_reads(caplog) == 1  # the first check reads the row
+        await asyncio.sleep(ttl * 0.6)
+        caplog.clear()
+        assert not (await api.gql("{ me { id } }", token=token)).errors  # from the cache...
+        await asyncio.sleep(0.1)
+        assert access_reads(caplog) == 1  # ...while the row was read again behind it
+        await asyncio.sleep(ttl * 0.5)  # the first read is now older than the TTL
+        caplog.clear()
+        assert not (await api.gql("{ me { id } }", token=token)).errors
+        assert access_reads(caplog) == 0  # answered by the read made ahead
+
+
+async def test_a_revocation_still_bites_within_the_ttl_with_reads_ahead(
+    api: Harness, user: UserRow
+) -> None:
+    ttl = api.settings.revocation_cache_ttl
+    login = await api.login()
+    token = login["accessToken"]
+    assert not (await api.gql("{ me { id } }", token=token)).errors
+    await asyncio.sleep(ttl * 0.6)
+    assert not (await api.gql("{ me { id } }", token=token)).errors  # starts a read ahead
+    await asyncio.sleep(0.05)
+    # Revoked by a write this process does not hear of (another worker without Redis).
+    await SessionRow.filter(id=login["session"]["id"]).update(
+        revoked_at=api.clock.now, revoked_reason="admin"
+    )
+    await asyncio.sleep(ttl + 0.05)
+    assert (await api.gql("{ me { id } }", token=token)).codes == ["TOKEN_REVOKED"]
+
+
+async def test_concurrent_checks_of_one_session_share_one_read(
+    api: Harness, user: UserRow, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = (await api.login())["accessToken"]
+    with caplog.at_level(logging.DEBUG, logger="tortoise.db_client"):
+        caplog.clear()
+        results = await asyncio.gather(*(api.gql("{ me { id } }", token=token) for _ in range(10)))
+        assert all(not result.errors for result in results)
+        assert access_reads(caplog) == 1
