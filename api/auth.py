@@ -188,41 +188,79 @@ def _session_alive(session: SessionRow, user: UserRow, now: datetime) -> bool:
 
 
 async def refresh(kt: Keyturn, token: str, client: ClientInfo) -> AuthResult:
-    """Rotate a refresh token; see docs/tokens.md for the rules this implements."""
+    """Rotate a refresh token; see docs/tokens.md for the rules this implements.
+
+    The usual case, the session's current token, is read outside any transaction and rotated by
+    the compare-and-set alone, in a transaction that holds only that write and its audit event
+    (on SQLite the write lock is held for two statements, not three). A compare-and-set that
+    loses, and every other case, is judged again inside one transaction.
+    """
     now = kt.clock()
     claims = _verify_refresh(kt, token, now)
+    session, user = _alive_or_refuse(await session_with_user(claims.session_id), claims, now)
+    if claims.token_id == session.current_token_id:
+        rotated = await _rotate(kt, session, user, claims, client, now)
+        if rotated is not None:
+            return rotated
+    return await _refresh_judged(kt, claims, client, now)
+
+
+def _alive_or_refuse(
+    found: tuple[SessionRow, UserRow] | None, claims: RefreshClaims, now: datetime
+) -> tuple[SessionRow, UserRow]:
+    if found is None or found[0].user_id != claims.user_id:
+        raise AuthError(ErrorCode.INVALID_REFRESH_TOKEN)
+    session, user = found
+    if not _session_alive(session, user, now) or claims.token_version != session.token_version:
+        raise AuthError(ErrorCode.INVALID_REFRESH_TOKEN)
+    return session, user
+
+
+async def _rotate(
+    kt: Keyturn,
+    session: SessionRow,
+    user: UserRow,
+    claims: RefreshClaims,
+    client: ClientInfo,
+    now: datetime,
+) -> AuthResult | None:
+    """The compare-and-set of the current token and its audit event; None if another won.
+
+    A revocation committed after `session` was read does not stop it, exactly as if this
+    refresh had committed first: the tokens it returns then fail the access check and the
+    next refresh, which read the user's version and the session's end.
+    """
+    issued = _whole_seconds(now)
+    new_token_id = uuid.uuid4()
+    expires_at = issued + timedelta(seconds=kt.settings.refresh_token_ttl)
+    async with in_transaction():
+        if not await rotate_refresh_token(
+            session.id, claims.token_id, new_token_id, issued, expires_at
+        ):
+            return None
+        await _audit(AuditKind.REFRESHED, now, client, user_id=user.id, session_id=session.id)
+        session.previous_token_id = claims.token_id
+        session.current_token_id = new_token_id
+        session.rotated_at = session.last_used_at = issued
+        session.expires_at = expires_at
+        # Signed before the commit: a failure here undoes the rotation, so the presented
+        # token stays current instead of turning into one whose reuse revokes the session.
+        return _issue(kt, user, session, now)
+
+
+async def _refresh_judged(
+    kt: Keyturn, claims: RefreshClaims, client: ClientInfo, now: datetime
+) -> AuthResult:
+    """A token that is not (or no longer) current: a race lost, a second tab, or a replay."""
     reuse_detected = False
     async with in_transaction():
-        found = await session_with_user(claims.session_id)
-        if found is None or found[0].user_id != claims.user_id:
-            raise AuthError(ErrorCode.INVALID_REFRESH_TOKEN)
-        session, user = found
-        if not _session_alive(session, user, now) or claims.token_version != session.token_version:
-            raise AuthError(ErrorCode.INVALID_REFRESH_TOKEN)
-
+        session, user = _alive_or_refuse(await session_with_user(claims.session_id), claims, now)
         if claims.token_id == session.current_token_id:
-            issued = _whole_seconds(now)
-            new_token_id = uuid.uuid4()
-            expires_at = issued + timedelta(seconds=kt.settings.refresh_token_ttl)
-            if await rotate_refresh_token(
-                session.id, claims.token_id, new_token_id, issued, expires_at
-            ):
-                session.previous_token_id = claims.token_id
-                session.current_token_id = new_token_id
-                session.rotated_at = session.last_used_at = issued
-                session.expires_at = expires_at
-                await _audit(
-                    AuditKind.REFRESHED,
-                    now,
-                    client,
-                    user_id=user.id,
-                    session_id=session.id,
-                )
-                return _issue(kt, user, session, now)
-            # Another request rotated this token first: judge ours against the new state.
-            await session.refresh_from_db()
-            if session.revoked_at is not None:
-                raise AuthError(ErrorCode.INVALID_REFRESH_TOKEN)
+            # Still current, so the compare-and-set lost to nothing: try it once more here.
+            rotated = await _rotate(kt, session, user, claims, client, now)
+            if rotated is not None:
+                return rotated
+            raise AuthError(ErrorCode.INVALID_REFRESH_TOKEN)
 
         grace = kt.settings.refresh_reuse_grace
         if (
