@@ -30,8 +30,11 @@ from models import User as UserRow
 logger = logging.getLogger("keyturn.access")
 
 MAX_CACHED_SESSIONS = 50_000
-# Past this fraction of the TTL, a session's next request starts a re-read in the background.
+# Past this fraction of the TTL, a session's next request starts a re-read in the background;
+# at most this many such reads run at once, so that they never crowd out the reads requests wait
+# for (a session whose read ahead was skipped is read by its next request past the TTL).
 REFRESH_AHEAD = 0.5
+MAX_READS_AHEAD = 4
 MAX_VERIFIED_TOKENS = 10_000
 
 
@@ -223,7 +226,7 @@ class AccessChecker:
         fresh one has replaced it. The bound is unchanged: only answers younger than the TTL
         are ever used.
         """
-        if session_id in self._pending:
+        if session_id in self._pending or len(self._background) >= MAX_READS_AHEAD:
             return
         task = asyncio.get_running_loop().create_task(self._fetch_quietly(session_id))
         self._background.add(task)

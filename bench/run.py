@@ -60,10 +60,12 @@ FLOOD_ME_CONNECTIONS = 4
 SEED_USERS = 1000
 SEED_SESSIONS = 10000
 # `me` cycles over one session per connection: each is a busy client, whose access check is
-# served from the cache but once a second. `me cold` cycles over so many sessions that every
-# check goes to the database, as it does for clients that call less than once a second.
+# served from the cache (and re-read in the background about once a second). `me cold` cycles
+# over so many sessions that each comes back only after its cached check has expired (5,000
+# sessions at under 5,000 requests a second), so every check goes to the database, as it does
+# for clients that call less than once a second.
 ME_POOL = CONNECTIONS
-COLD_POOL = 1000
+COLD_POOL = 5000
 REFRESH_POOL = 64  # sessions per refresh run; each request rotates one of them
 LOGIN_ACCOUNTS = 50
 
