@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Generic, TypeVar
 
 from api.access import Principal
@@ -18,7 +20,7 @@ from models import Session as SessionRow
 from models import User as UserRow
 from models.audit import events_page
 from models.sessions import sessions_page, status_filter
-from models.users import search_users, users_page
+from models.users import count_users, users_page
 
 T = TypeVar("T")
 MAX_SEARCH_LENGTH = 254
@@ -30,7 +32,18 @@ class Page(Generic[T]):
     rows: list[T]
     cursors: list[str]
     has_next: bool
-    total: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CountedPage(Page[T]):
+    """A page whose total is counted only if asked: a count reads every matching row, where the
+    page reads its own, so it would make every page cost as much as the table is large."""
+
+    count: Callable[[], Awaitable[int]]
+
+
+async def _zero() -> int:
+    return 0
 
 
 def _time_key(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
@@ -51,15 +64,15 @@ def _text(value: str | None, field: str, limit: int) -> str | None:
 
 async def list_users(
     actor: Principal, search: str | None, first: int, after: str | None
-) -> Page[UserRow]:
+) -> CountedPage[UserRow]:
     require_admin(actor)
     check_first(first)
     search = _text(search, "search", MAX_SEARCH_LENGTH)
     key = decode_cursor(after, 1)
     rows = await users_page(search, first, key[0] if key else None)
-    total = await search_users(search).count()
     page = rows[:first]
-    return Page(page, [encode_cursor(u.email) for u in page], len(rows) > first, total)
+    cursors = [encode_cursor(u.email) for u in page]
+    return CountedPage(page, cursors, len(rows) > first, partial(count_users, search))
 
 
 async def get_user(actor: Principal, user_id: str) -> UserRow | None:
@@ -74,7 +87,7 @@ async def list_user_sessions(
     statuses: list[SessionStatus],
     first: int,
     after: str | None,
-) -> tuple[UserRow, Page[SessionRow]]:
+) -> tuple[UserRow, CountedPage[SessionRow]]:
     require_admin(actor)
     check_first(first)
     user = await UserRow.get_or_none(id=parse_id(user_id, "userId"))
@@ -82,13 +95,16 @@ async def list_user_sessions(
         raise AuthError(ErrorCode.NOT_FOUND, "No such user.")
     key = _time_key(after)
     if not statuses:
-        return user, Page([], [], False, 0)
+        return user, CountedPage([], [], False, _zero)
     wanted = status_filter(set(statuses), user.token_version, kt.clock())
     rows = await sessions_page(user.id, wanted, first, key)
-    total = await SessionRow.filter(wanted, user_id=user.id).count()
     page = rows[:first]
     cursors = [encode_cursor(s.created_at.isoformat(), s.id) for s in page]
-    return user, Page(page, cursors, len(rows) > first, total)
+
+    async def count() -> int:
+        return await SessionRow.filter(wanted, user_id=user.id).count()
+
+    return user, CountedPage(page, cursors, len(rows) > first, count)
 
 
 async def list_audit_events(

@@ -3,10 +3,11 @@
     .venv/bin/python -m bench.growth [--db sqlite,postgres] [--samples 200] [--no-write]
 
 Each database starts with 100 users and 1,000 sessions; the operations are timed in process
-(service calls, no HTTP), the database is grown to 100,000 users and 1,000,000 sessions with
-bench.seed, and the same operations are timed again. Every user has ten sessions in both states,
-so a page of one user's sessions is the same size: only the tables grow. On PostgreSQL the plans
-of the queries behind each operation are printed (EXPLAIN), to show which use an index.
+(service calls, and the `users` query executed by the schema as the console sends it; no HTTP),
+the database is grown to 100,000 users and 1,000,000 sessions with bench.seed, and the same
+operations are timed again. Every user has ten sessions in both states, so a page of one user's
+sessions is the same size: only the tables grow. On PostgreSQL the plans of the queries behind
+each operation are printed (EXPLAIN), to show which use an index.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from starlette.requests import Request
+from starlette.responses import Response
 from tortoise import Tortoise
-from tortoise.expressions import Q
 
 from api import auth, listings
 from api.access import AccessChecker, Account, Principal
@@ -47,7 +49,9 @@ from models import Role, SessionStatus
 from models import Session as SessionRow
 from models import User as UserRow
 from models.sessions import status_filter
-from models.users import users_page
+from models.users import search_users, users_page_query
+from schema import build_schema
+from schema.context import Context
 
 SMALL = (100, 1_000)
 LARGE = (100_000, 1_000_000)
@@ -58,6 +62,28 @@ END = "<!-- growth:end -->"
 # the file memory-mapped (reads without a copy through read(2)).
 SQLITE_TUNING = {"cache_size": -65536, "mmap_size": 268435456}
 TUNING_NOTE = "cache_size 64 MB, mmap"
+
+# The console's `users` query (admin/static/users.js), with and without `totalCount`.
+USERS_ROWS = """
+    pageInfo { hasNextPage endCursor }
+    edges { node { id email role isActive activeSessionCount lastLoginAt } }
+"""
+USERS = f"""
+query Users($search: String, $after: String) {{
+  users(search: $search, first: 20, after: $after) {{ {USERS_ROWS} }}
+}}"""
+USERS_COUNTED = f"""
+query Users($search: String, $after: String) {{
+  users(search: $search, first: 20, after: $after) {{ totalCount {USERS_ROWS} }}
+}}"""
+# Searches whose answer is the same at both sizes: the first 100 users (who also come first by
+# email, so a walk of the email index in order finds them at once), one of the seeded users (whose
+# emails share every trigram but those of their seven digits, the worst case for a trigram
+# index), and one user by name, as an admin looks a person up.
+SEARCH_MANY = email_of(0)[:9]
+SEARCH_ONE = email_of(42)[:11]
+NAMED_EMAIL = "zoe.quinn@bench.example"
+SEARCH_NAME = "zoe.quinn"
 
 Operation = Callable[[int], Awaitable[object]]
 
@@ -103,6 +129,22 @@ async def measure(kt: Keyturn, url: str, samples: int) -> dict[str, float]:
     fresh: list[BenchSession] = list(sessions)
     client = ClientInfo("10.0.0.1", "growth/1.0")
     after = encode_cursor(email_of(SMALL[0] // 2))
+    schema = build_schema(kt.settings)
+
+    async def users_query(query: str, search: str | None, cursor: str | None = None) -> object:
+        # A request's context as the view builds it, its caller already checked.
+        context = Context(
+            request=Request({"type": "http", "headers": []}),
+            response=Response(),
+            kt=kt,
+            request_id="growth",
+            _principal=admin,
+        )
+        result = await schema.execute(
+            query, {"search": search, "after": cursor}, context_value=context
+        )
+        assert result.errors is None, result.errors
+        return result.data
 
     async def refresh(i: int) -> object:
         return await auth.refresh(kt, refresh_token(kt.tokens, fresh.pop()), client)
@@ -112,29 +154,43 @@ async def measure(kt: Keyturn, url: str, samples: int) -> dict[str, float]:
 
     async def user_sessions(i: int) -> object:
         user = str(user_id_of(i % SMALL[0]))
-        return await listings.list_user_sessions(kt, admin, user, [SessionStatus.ACTIVE], 50, None)
+        _, page = await listings.list_user_sessions(
+            kt, admin, user, [SessionStatus.ACTIVE], 50, None
+        )
+        return await page.count()  # the console asks for totalCount (admin/static/user.js)
 
     async def users_first(i: int) -> object:
-        return await listings.list_users(admin, None, 20, None)
+        return await users_query(USERS, None)
 
-    async def users_rows(i: int) -> object:
-        return await users_page(None, 20, None)
+    async def users_first_counted(i: int) -> object:
+        return await users_query(USERS_COUNTED, None)
 
     async def users_after(i: int) -> object:
-        return await listings.list_users(admin, None, 20, after)
+        return await users_query(USERS, None, after)
 
     async def users_search(i: int) -> object:
-        # Matches the first 100 users, at either size.
-        return await listings.list_users(admin, email_of(0)[:9], 20, None)
+        return await users_query(USERS, SEARCH_MANY)
+
+    async def users_search_counted(i: int) -> object:
+        return await users_query(USERS_COUNTED, SEARCH_MANY)
+
+    async def users_search_one(i: int) -> object:
+        return await users_query(USERS, SEARCH_ONE)
+
+    async def users_search_name(i: int) -> object:
+        return await users_query(USERS, SEARCH_NAME)
 
     operations: dict[str, Operation] = {
         "access check (database)": check,
         "refresh": refresh,
         "userSessions (50, ACTIVE)": user_sessions,
         "users page 1 (20)": users_first,
-        "users page 1, rows only (no totalCount)": users_rows,
+        "users page 1 (20) + totalCount": users_first_counted,
         "users page 2 (20, keyset)": users_after,
-        "users search (20)": users_search,
+        "users search, 100 matches (20)": users_search,
+        "users search, 100 matches (20) + totalCount": users_search_counted,
+        "users search, 1 match": users_search_one,
+        "users search, 1 match by name": users_search_name,
     }
     if len(fresh) < samples + 10:
         raise SystemExit(f"growth: {len(fresh)} live sessions, too few for {samples} refreshes")
@@ -177,18 +233,24 @@ async def explain(url: str) -> list[tuple[str, str]]:
         ),
         (
             "users: page after a cursor",
-            UserRow.filter(email__gt=email_of(50_000))
-            .order_by("email")
-            .limit(21)
-            .sql(params_inline=True),
+            users_page_query(None, 20, email_of(50_000)).sql(params_inline=True),
         ),
-        ("users: totalCount", UserRow.all().count().sql(params_inline=True)),
+        ("users: totalCount", search_users(None).count().sql(params_inline=True)),
         (
-            "users: search",
-            UserRow.filter(Q(email__contains="user00500"))
-            .order_by("email")
-            .limit(21)
-            .sql(params_inline=True),
+            "users: search, 100 matches",
+            users_page_query(SEARCH_MANY, 20, None).sql(params_inline=True),
+        ),
+        (
+            "users: search, 100 matches, totalCount",
+            search_users(SEARCH_MANY).count().sql(params_inline=True),
+        ),
+        (
+            "users: search, 1 match",
+            users_page_query(SEARCH_ONE, 20, None).sql(params_inline=True),
+        ),
+        (
+            "users: search, 1 match by name",
+            users_page_query(SEARCH_NAME, 20, None).sql(params_inline=True),
         ),
     ]
     plans = []
@@ -213,6 +275,13 @@ async def run_db(
         kt = Keyturn.build(_settings(url))
         await Tortoise.init(config=tortoise_config(url))
         try:
+            now = kt.clock()
+            await UserRow.create(
+                email=NAMED_EMAIL,
+                password_hash="!",  # noqa: S106 (no password: the account is only searched for)
+                created_at=now,
+                updated_at=now,
+            )
             small = await measure(kt, url, samples)
             print(f"  {db}: {SMALL[1]:,} sessions measured; growing to {LARGE[1]:,}", flush=True)
             started = time.perf_counter()
@@ -249,7 +318,8 @@ def render(
     samples: int,
 ) -> str:
     lines = [
-        f"Median of {samples} calls per operation, in process (service functions, no HTTP), "
+        f"Median of {samples} calls per operation, in process (service functions, and the "
+        "schema for `users`; no HTTP), "
         f"at {SMALL[1]:,} sessions over {SMALL[0]:,} users and again at {LARGE[1]:,} sessions "
         f"over {LARGE[0]:,} users. Load average {os.getloadavg()[0]:.1f} at the end "
         "(shared machine).",

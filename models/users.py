@@ -52,18 +52,39 @@ async def bump_token_version(user_id: uuid.UUID, now: datetime) -> int:
 
 
 def search_users(search: str | None) -> QuerySet[User]:
+    """Users whose email contains `search`, in any case.
+
+    Emails are stored lower-cased, so a case-sensitive LIKE on the lower-cased text is a
+    case-insensitive search, and the column stays bare: PostgreSQL's trigram index on `email`
+    (migrations/postgres, users_email_trigram) serves `email LIKE '%text%'` for three characters
+    or more, where `icontains` (UPPER(email) LIKE UPPER(...)) would read every row. SQLite has no
+    trigram index: a page walks the email index in order until it is full, so a search with
+    fewer matches than a page reads every user, and so does its count.
+    """
     query = User.all()
     if search:
         query = query.filter(email__contains=normalize_email(search))
     return query
 
 
-async def users_page(search: str | None, first: int, after_email: str | None) -> list[User]:
-    """Users by email, one page after `after_email`, plus one row to tell if more follow."""
+async def count_users(search: str | None) -> int:
+    return await search_users(search).count()
+
+
+def users_page_query(search: str | None, first: int, after_email: str | None) -> QuerySet[User]:
+    """Users by email, one page after `after_email`, plus one row to tell if more follow.
+
+    Without a search: a walk of the unique index on `email` from the cursor, stopped at the page
+    size, whatever the number of users.
+    """
     query = search_users(search)
     if after_email is not None:
         query = query.filter(email__gt=after_email)
-    return await query.order_by("email").limit(first + 1)
+    return query.order_by("email").limit(first + 1)
+
+
+async def users_page(search: str | None, first: int, after_email: str | None) -> list[User]:
+    return await users_page_query(search, first, after_email)
 
 
 async def count_admins_for_update(excluding: uuid.UUID) -> int:

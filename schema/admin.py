@@ -44,7 +44,7 @@ class AdminQuery:
                 for u, c in zip(page.rows, page.cursors, strict=True)
             ],
             page_info=page_info(page.cursors, page.has_next),
-            total_count=page.total or 0,
+            count=page.count,
         )
 
     @strawberry.field(permission_classes=[IsAdmin])
@@ -76,7 +76,7 @@ class AdminQuery:
                 for s, c in zip(page.rows, page.cursors, strict=True)
             ],
             page_info=page_info(page.cursors, page.has_next),
-            total_count=page.total or 0,
+            count=page.count,
         )
 
     @strawberry.field(permission_classes=[IsAdmin])

@@ -196,6 +196,24 @@ async def test_the_upgraded_database_serves_the_models(
         await Tortoise.close_connections()
 
 
+async def test_postgres_gets_a_trigram_index_for_the_users_search(scratch_pg: str) -> None:
+    """PostgreSQL only: SQLite has no trigram index, and its history has no such migration."""
+    url = pg_url(scratch_pg)
+    await migrate(url)
+
+    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
+    try:
+        rows = await conn.fetch(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'users'"
+        )
+    finally:
+        await conn.close()
+    indexes = {row["indexname"]: row["indexdef"] for row in rows}
+
+    assert "USING gin (email gin_trgm_ops)" in indexes["idx_users_email_trgm"]
+    assert "users_email_key" in indexes  # the unique B-tree that the keyset pages walk
+
+
 # The models and the migrations agree.
 
 

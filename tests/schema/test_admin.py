@@ -145,6 +145,99 @@ async def test_users_search_and_paging_walks_every_row_once(api: Harness, admin_
     assert "someone@else.org" not in seen
 
 
+def count_queries(records: list[logging.LogRecord]) -> list[str]:
+    """The COUNT queries among the statements tortoise logged."""
+    return [
+        message
+        for record in records
+        if record.name == "tortoise.db_client"
+        and "COUNT(" in (message := record.getMessage()).upper()
+    ]
+
+
+async def test_a_users_page_counts_only_when_total_count_is_selected(
+    api: Harness, admin_token: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The count reads every matching user, the page only its own: a client that does not show
+    the total must not pay for it."""
+    for n in range(3):
+        await api.create_user(f"counted{n}@example.com")
+    rows_only = """
+    query ($search: String) {
+      users(search: $search, first: 2) { pageInfo { hasNextPage } edges { node { email } } }
+    }
+    """
+    counted = """
+    query ($search: String) {
+      users(search: $search, first: 2) { totalCount edges { node { email } } }
+    }
+    """
+    for search in (None, "counted"):
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="tortoise.db_client"):
+            page = await api.gql(rows_only, {"search": search}, token=admin_token)
+        assert not page.errors, page.errors
+        assert len(page.data["users"]["edges"]) == 2
+        assert count_queries(caplog.records) == []
+
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="tortoise.db_client"):
+            page = await api.gql(counted, {"search": search}, token=admin_token)
+        assert not page.errors, page.errors
+        assert page.data["users"]["totalCount"] == (4 if search is None else 3)
+        assert len(count_queries(caplog.records)) == 1
+
+
+async def test_a_user_sessions_page_counts_only_when_total_count_is_selected(
+    api: Harness, user: UserRow, admin_token: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    for _ in range(3):
+        await api.login()
+    query = """
+    query ($id: ID!) {
+      userSessions(userId: $id, first: 2) { %s pageInfo { hasNextPage } edges { node { id } } }
+    }
+    """
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="tortoise.db_client"):
+        page = await api.gql(query % "", {"id": str(user.id)}, token=admin_token)
+    assert not page.errors, page.errors
+    assert page.data["userSessions"]["pageInfo"]["hasNextPage"] is True
+    assert count_queries(caplog.records) == []
+
+    counted = await api.gql(query % "totalCount", {"id": str(user.id)}, token=admin_token)
+    assert counted.data["userSessions"]["totalCount"] == 3
+
+
+async def test_users_search_matches_any_part_of_the_email_in_any_case(
+    api: Harness, admin_token: str
+) -> None:
+    for email in ("ann_marie@example.com", "annamarie@example.com", "bob@sample.org"):
+        await api.create_user(email)
+
+    async def found(search: str) -> set[str]:
+        result = await api.gql(USERS, {"search": search, "first": 10}, token=admin_token)
+        assert not result.errors, result.errors
+        page = result.data["users"]
+        emails = {edge["node"]["email"] for edge in page["edges"]}
+        assert page["totalCount"] == len(emails)
+        return emails
+
+    assert await found("MARIE@Ex") == {"ann_marie@example.com", "annamarie@example.com"}
+    assert await found("  nn_M ") == {"ann_marie@example.com"}  # trimmed, any case
+    assert await found("ample.") == {
+        ADMIN_EMAIL,
+        "ann_marie@example.com",
+        "annamarie@example.com",
+        "bob@sample.org",
+    }
+    assert await found("b@s") == {"bob@sample.org"}
+    # LIKE's wildcards are plain characters in a search.
+    assert await found("n_m") == {"ann_marie@example.com"}
+    assert await found("%") == set()
+    assert await found("nobody") == set()
+
+
 async def test_paging_under_concurrent_inserts_never_repeats_or_skips(
     api: Harness, admin_token: str
 ) -> None:
