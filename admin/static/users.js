@@ -1,8 +1,10 @@
 import { h, Pager, table, time } from "./dom.js";
 
-const USERS = `query Users($search: String, $after: String) {
+// The total is counted with the first page of each search only: a count reads every matching
+// user, where a page reads twenty, so later pages keep the first page's figure.
+const USERS = `query Users($search: String, $after: String, $count: Boolean!) {
   users(search: $search, first: 20, after: $after) {
-    totalCount
+    totalCount @include(if: $count)
     pageInfo { hasNextPage endCursor }
     edges { node { id email role isActive activeSessionCount lastLoginAt } }
   }
@@ -33,10 +35,17 @@ export async function usersView({ auth, fail }) {
   });
   let search = "";
   let timer = null;
+  let total = 0;
 
   async function load() {
-    const { users } = await auth.query(USERS, { search: search || null, after: pager.after });
-    const count = users.totalCount === 1 ? "1 user" : `${users.totalCount} users`;
+    const firstPage = !pager.after;
+    const { users } = await auth.query(USERS, {
+      search: search || null,
+      after: pager.after,
+      count: firstPage,
+    });
+    if (firstPage) total = users.totalCount;
+    const count = total === 1 ? "1 user" : `${total} users`;
     results.replaceChildren(
       h("p", { class: "muted", role: "status" }, search ? `${count} matching “${search}”` : count),
       table({

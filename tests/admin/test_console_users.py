@@ -202,6 +202,8 @@ def test_users_are_searched_and_paged(page: Page, server: KeyturnServer) -> None
     page.get_by_role("button", name="Next page").click()
     expect(page.get_by_role("link", name=re.compile(domain))).to_have_count(1)
     expect(page.get_by_role("link", name=f"user20@{domain}")).to_be_visible()
+    # Counted with the first page only, and still shown on the next.
+    expect(page.get_by_text(f"21 users matching “{domain}”")).to_be_visible()
     page.get_by_role("button", name="Previous page").click()
     expect(page.get_by_role("link", name=f"user00@{domain}")).to_be_visible()
 
