@@ -160,3 +160,15 @@ async def test_a_begin_that_times_out_is_unavailable_and_frees_the_connection(
         await tx.execute_query("UPDATE counter SET value = 7 WHERE id = 1")
     _, rows = await connection(orm).execute_query("SELECT value FROM counter WHERE id = 1")
     assert rows[0]["value"] == 7
+
+
+async def test_connections_get_the_page_cache_and_the_lock_wait(sqlite_file: Path) -> None:
+    await Tortoise.init(config=tortoise_config(f"sqlite://{sqlite_file}"))
+    try:
+        conn = connection(f"sqlite://{sqlite_file}")
+        _, cache = await conn.execute_query("PRAGMA cache_size")
+        _, timeout = await conn.execute_query("PRAGMA busy_timeout")
+        assert list(cache[0]) == [-65536]  # 64 MB, in KiB
+        assert list(timeout[0]) == [5000]
+    finally:
+        await Tortoise.close_connections()
