@@ -22,6 +22,7 @@ from api.db import is_unavailable, sqlite_path, tortoise_config
 from api.errors import AuthError
 from api.migrations import DatabaseUnavailable, MigrationError, migrate, pending_migrations
 from api.passwords import Passwords
+from api.revocation import announce_user_revoked
 from api.settings import Settings, SettingsError, load_settings
 from models import Role
 from models import User as UserRow
@@ -145,6 +146,12 @@ async def cmd_users_revoke(settings: Settings, args: argparse.Namespace) -> None
     async with database(settings):
         user = await accounts.revoke_user_sessions_by_email(args.email)
     print(f"revoked every session of {user.email} (token version now {user.token_version})")
+    if settings.redis_url and not await announce_user_revoked(settings.redis_url, user.id):
+        print(
+            "note: Redis cannot be reached; running instances refuse the sessions within "
+            f"{settings.revocation_cache_ttl:g} s",
+            file=sys.stderr,
+        )
 
 
 async def cmd_prune(settings: Settings, args: argparse.Namespace) -> None:

@@ -40,6 +40,27 @@ _SESSION = "s"
 _USER = "u"
 
 
+async def announce_user_revoked(redis_url: str, user_id: uuid.UUID) -> bool:
+    """Tells the running instances of a revocation made outside them (the command line).
+
+    False when Redis could not be reached: the instances then see it within their cache TTL.
+    """
+    redis = Redis.from_url(
+        redis_url,
+        socket_connect_timeout=CONNECT_TIMEOUT,
+        socket_timeout=PUBLISH_TIMEOUT,
+        retry=Retry(NoBackoff(), 0),
+    )
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT + PUBLISH_TIMEOUT):
+            await redis.publish(CHANNEL, f"{_USER} cli-{uuid.uuid4().hex[:8]} {user_id}")
+    except (RedisError, OSError, TimeoutError):
+        return False
+    finally:
+        await redis.aclose()
+    return True
+
+
 class RevocationBus:
     """Publishes this instance's revocations and applies everyone else's to `access`."""
 

@@ -18,8 +18,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 from tortoise import Tortoise
 
+from api import revocation
 from api.db import tortoise_config
 from models import AuditEvent, AuditKind, Role, Session, User
 from tests.conftest import (
@@ -36,6 +38,8 @@ from tests.conftest import (
 
 KEYTURN = Path(sys.executable).with_name("keyturn")
 TIMEOUT = 60
+REDIS_HOST = os.environ.get("KEYTURN_TEST_REDIS_HOST", "127.0.0.1")
+REDIS_PORT = int(os.environ.get("KEYTURN_TEST_REDIS_PORT", "6379"))
 
 
 @dataclass
@@ -202,6 +206,50 @@ async def test_revoke_sessions_bumps_the_token_version_and_is_audited(migrated: 
         assert user.token_version == 1
         event = await AuditEvent.get(user_id=user.id, kind=AuditKind.USER_SESSIONS_REVOKED.value)
         assert event.actor_id is None
+
+
+async def test_revoke_sessions_tells_the_running_instances_through_redis(
+    migrated: Keyturn,
+) -> None:
+    require_service("Redis", port_open(REDIS_HOST, REDIS_PORT))
+    await migrated.create_user("r@example.com")
+    redis = Redis.from_url(f"redis://{REDIS_HOST}:{REDIS_PORT}/0")
+    pubsub = redis.pubsub(ignore_subscribe_messages=True)
+    try:
+        await pubsub.subscribe(revocation.CHANNEL)
+        revoked = await migrated(
+            "users",
+            "revoke-sessions",
+            "r@example.com",
+            env={"KEYTURN_REDIS_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/0"},
+        )
+        assert revoked.returncode == 0, revoked.stderr
+        message = None
+        async with asyncio.timeout(5):
+            while message is None:  # the subscription's own confirmation reads as None
+                message = await pubsub.get_message(timeout=1)
+    finally:
+        await pubsub.aclose()
+        await redis.aclose()
+    async with orm(migrated.database_url):
+        user = await User.get(email="r@example.com")
+    assert message is not None
+    kind, _, subject = message["data"].decode().split()
+    assert (kind, subject) == ("u", str(user.id))  # every instance drops this user's sessions
+
+
+async def test_revoke_sessions_without_redis_still_revokes_and_says_so(migrated: Keyturn) -> None:
+    await migrated.create_user("n@example.com")
+    revoked = await migrated(
+        "users",
+        "revoke-sessions",
+        "n@example.com",
+        env={"KEYTURN_REDIS_URL": "redis://127.0.0.1:1/0"},
+    )
+    assert revoked.returncode == 0, revoked.stderr
+    assert "Redis cannot be reached" in revoked.stderr
+    async with orm(migrated.database_url):
+        assert (await User.get(email="n@example.com")).token_version == 1
 
 
 async def test_revoke_sessions_of_an_unknown_email_fails_in_one_line(migrated: Keyturn) -> None:
