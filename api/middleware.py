@@ -1,9 +1,10 @@
 """The HTTP middleware stack, outermost first: plain ASGI classes, one concern each.
 
-- RequestContext: a request id in `scope["state"]` and the `X-Request-ID` header, and one
-  access-log line per request (the path only: query strings can carry GraphQL variables).
-- SecurityHeaders: nosniff, no framing, no referrer; HSTS where cookies are Secure;
-  `Cache-Control: no-store` on the GraphQL endpoint.
+- RequestContext: a request id in `scope["state"]` and the `X-Request-ID` header, the security
+  headers (nosniff, no framing, no referrer; HSTS where cookies are Secure; `Cache-Control:
+  no-store` on the GraphQL endpoint), and one access-log line per request (the path only: query
+  strings can carry GraphQL variables). One layer for what every response gets: each layer
+  wrapping `send` cost a cached `me` about 2% (measured with bench/inproc.py and wrk).
 - CORS: only the configured origins, always with credentials; any other origin gets no CORS
   header at all (Starlette's CORSMiddleware sends some to every origin).
 - BodyLimit: a body over 64 KB is answered 413 before anything parses it, chunked or not.
@@ -40,8 +41,11 @@ CORS_MAX_AGE = "600"
 
 def build_middleware(settings: Settings) -> list[Middleware]:
     return [
-        Middleware(RequestContext, trusted_proxies=parse_networks(settings.trusted_proxies)),
-        Middleware(SecurityHeaders, hsts=settings.cookie_secure or settings.is_production),
+        Middleware(
+            RequestContext,
+            trusted_proxies=parse_networks(settings.trusted_proxies),
+            hsts=settings.cookie_secure or settings.is_production,
+        ),
         Middleware(CORS, origins=settings.cors_origins),
         Middleware(BodyLimit, max_bytes=MAX_BODY_BYTES),
     ]
@@ -64,9 +68,19 @@ async def send_json_error(send: Send, status: int, message: str) -> None:
 
 
 class RequestContext:
-    def __init__(self, app: ASGIApp, trusted_proxies: tuple[Network, ...]) -> None:
+    def __init__(self, app: ASGIApp, trusted_proxies: tuple[Network, ...], hsts: bool) -> None:
         self.app = app
         self.trusted = trusted_proxies
+        headers = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"x-frame-options", b"DENY"),
+            (b"referrer-policy", b"no-referrer"),
+        ]
+        if hsts:
+            headers.append((b"strict-transport-security", HSTS.encode()))
+        self.headers = tuple(headers)
+        # Answers carry tokens and per-user data, errors included: no cache keeps them.
+        self.graphql_headers = (*self.headers, (b"cache-control", b"no-store"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,18 +89,24 @@ class RequestContext:
         request_id = self._upstream_id(scope) or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         id_header = (b"x-request-id", request_id.encode())
+        wanted = self.graphql_headers if scope["path"].rstrip("/") == "/graphql" else self.headers
         status = 0
         started = time.perf_counter()
 
-        async def send_with_id(message: Message) -> None:
+        async def send_with_headers(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), id_header]
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                # Added where the app did not set its own (the console sets a stricter policy).
+                headers.extend(pair for pair in wanted if pair[0] not in present)
+                headers.append(id_header)
+                message["headers"] = headers
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send_with_headers)
         finally:
             # Everything the line needs is worked out only when the line is written.
             if access_logger.isEnabledFor(logging.INFO):
@@ -110,38 +130,6 @@ class RequestContext:
         if given is None or not UPSTREAM_REQUEST_ID.fullmatch(given):
             return None
         return given if peer_is_trusted(conn, self.trusted) else None
-
-
-class SecurityHeaders:
-    def __init__(self, app: ASGIApp, hsts: bool) -> None:
-        self.app = app
-        headers = [
-            (b"x-content-type-options", b"nosniff"),
-            (b"x-frame-options", b"DENY"),
-            (b"referrer-policy", b"no-referrer"),
-        ]
-        if hsts:
-            headers.append((b"strict-transport-security", HSTS.encode()))
-        self.headers = tuple(headers)
-        # Answers carry tokens and per-user data, errors included: no cache keeps them.
-        self.graphql_headers = (*self.headers, (b"cache-control", b"no-store"))
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        wanted = self.graphql_headers if scope["path"].rstrip("/") == "/graphql" else self.headers
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                present = {name.lower() for name, _ in headers}
-                # Added where the app did not set its own (the console sets a stricter policy).
-                headers.extend(pair for pair in wanted if pair[0] not in present)
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 class CORS:
