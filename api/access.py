@@ -16,16 +16,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
-
-from tortoise import BaseDBAsyncClient
-from tortoise.fields import Field
+from typing import Protocol
 
 from api.errors import AuthError, ErrorCode
 from api.tokens import AccessClaims, TokenExpired, TokenInvalid, TokenService
 from models import Role
-from models import Session as SessionRow
-from models import User as UserRow
+from models.sessions import session_state
 
 logger = logging.getLogger("keyturn.access")
 
@@ -110,49 +106,6 @@ class VerifiedTokens:
         return claims
 
 
-_STATE_FIELDS = (
-    "user_id",
-    "token_version",
-    "revoked_at",
-    "expires_at",
-    "absolute_expires_at",
-    "user__is_active",
-    "user__token_version",
-    "user__role",
-    "user__email",
-    "user__created_at",
-    "user__last_login_at",
-)
-
-
-class _StateQuery:
-    """The check's one query: a session joined to its user, by primary key.
-
-    Written with the ORM but compiled to SQL once per connection: building the query anew for
-    every request cost more than running it.
-    """
-
-    def __init__(self) -> None:
-        self._compiled: tuple[BaseDBAsyncClient, str, dict[str, Field[Any]]] | None = None
-
-    async def run(self, session_id: uuid.UUID) -> list[dict[str, Any]]:
-        conn = SessionRow._meta.db
-        if self._compiled is None or self._compiled[0] is not conn:
-            sql = SessionRow.filter(id=session_id).values(*_STATE_FIELDS).sql()
-            fields, user_fields = SessionRow._meta.fields_map, UserRow._meta.fields_map
-            convert = {
-                name: user_fields[name[6:]] if name.startswith("user__") else fields[name]
-                for name in _STATE_FIELDS
-            }
-            self._compiled = (conn, sql, convert)
-        _, sql, convert = self._compiled
-        rows = await conn.execute_query_dict(sql, [str(session_id)])
-        return [
-            {name: field.to_python_value(row[name]) for name, field in convert.items()}
-            for row in rows
-        ]
-
-
 class AccessChecker:
     def __init__(
         self, tokens: TokenService, clock: Callable[[], datetime], cache_ttl: float
@@ -166,7 +119,6 @@ class AccessChecker:
         self._session_marks: dict[uuid.UUID, float] = {}
         self._user_marks: dict[uuid.UUID, float] = {}
         self.broadcast: RevocationBroadcast | None = None
-        self._query = _StateQuery()
         self._pending: dict[uuid.UUID, asyncio.Future[_SessionState | None]] = {}
         self._background: set[asyncio.Task[None]] = set()
 
@@ -261,24 +213,24 @@ class AccessChecker:
     async def _read(self, session_id: uuid.UUID) -> _SessionState | None:
         # Timed from before the query: a revocation that commits while it runs marks it stale.
         started = time.monotonic()
-        rows = await self._query.run(session_id)
-        if not rows:
+        found = await session_state(session_id)
+        if found is None:
             self._cache.pop(session_id, None)
             return None
-        row = rows[0]
+        session, user = found
         state = _SessionState(
-            user_id=row["user_id"],
-            session_version=row["token_version"],
-            revoked=row["revoked_at"] is not None,
-            expires_at=row["expires_at"],
-            absolute_expires_at=row["absolute_expires_at"],
-            user_active=row["user__is_active"],
-            user_version=row["user__token_version"],
-            role=Role(row["user__role"]),
+            user_id=session["user_id"],
+            session_version=session["token_version"],
+            revoked=session["revoked_at"] is not None,
+            expires_at=session["expires_at"],
+            absolute_expires_at=session["absolute_expires_at"],
+            user_active=user["is_active"],
+            user_version=user["token_version"],
+            role=Role(user["role"]),
             account=Account(
-                email=row["user__email"],
-                created_at=row["user__created_at"],
-                last_login_at=row["user__last_login_at"],
+                email=user["email"],
+                created_at=user["created_at"],
+                last_login_at=user["last_login_at"],
             ),
             fetched_at=started,
         )

@@ -256,10 +256,8 @@ async def _refresh_judged(
     async with in_transaction():
         session, user = _alive_or_refuse(await session_with_user(claims.session_id), claims, now)
         if claims.token_id == session.current_token_id:
-            # Still current, so the compare-and-set lost to nothing: try it once more here.
-            rotated = await _rotate(kt, session, user, claims, client, now)
-            if rotated is not None:
-                return rotated
+            # Cannot be: a token that was not current never becomes so, and a compare-and-set
+            # loses only to a rotation or an end of the session. Refused, never judged reuse.
             raise AuthError(ErrorCode.INVALID_REFRESH_TOKEN)
 
         grace = kt.settings.refresh_reuse_grace

@@ -17,11 +17,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
-from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types.execution import ExecutionResult, PreExecutionError
-from strawberry.types.graphql import OperationType
 
 from admin.graphiql import graphiql_page
 from api.runtime import Keyturn
@@ -29,7 +27,6 @@ from schema.context import Context
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
-POST_OPERATIONS = frozenset(OperationType.from_http("POST"))
 
 
 class GraphQLView(GraphQL[Context, None]):
@@ -82,21 +79,16 @@ class GraphQLView(GraphQL[Context, None]):
         query, variables, extensions = graphql_request(body)
         sub_response = await self.get_sub_response(request)
         context = await self.get_context(request, sub_response)
-        try:
-            result = await self.schema.execute(
-                query,
-                variable_values=variables,
-                context_value=context,
-                operation_name=body.get("operationName"),
-                allowed_operation_types=POST_OPERATIONS,
-                operation_extensions=extensions,
-            )
-        except CannotGetOperationTypeError as exc:
-            raise HTTPException(400, exc.as_http_error_reason()) from exc
-        except InvalidOperationTypeError as exc:
-            raise HTTPException(400, exc.as_http_error_reason("POST")) from exc
-        except MissingQueryError as exc:
-            raise HTTPException(400, "No GraphQL query found in the request") from exc
+        result = await self.execute_single(
+            request=request,
+            request_adapter=self.request_adapter_class(request),
+            sub_response=sub_response,
+            context=context,
+            root_value=None,
+            request_data=GraphQLRequestData(
+                query, variables, body.get("operationName"), extensions
+            ),
+        )
         return self.create_response(await self.process_result(request, result), sub_response)
 
     async def parse_http_body(

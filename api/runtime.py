@@ -27,14 +27,7 @@ class Keyturn:
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock = utc_now) -> Keyturn:
-        tokens = TokenService(
-            access_secret=settings.access_secret(),
-            refresh_secret=settings.refresh_secret(),
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-            access_ttl=settings.access_token_ttl,
-            refresh_ttl=settings.refresh_token_ttl,
-        )
+        tokens = TokenService.from_settings(settings)
         access = AccessChecker(tokens, clock, settings.revocation_cache_ttl)
         return cls(
             settings=settings,

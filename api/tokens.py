@@ -10,9 +10,12 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
+
+if TYPE_CHECKING:
+    from api.settings import Settings
 
 ALGORITHM = "HS256"
 ACCESS_TYP = "at+jwt"
@@ -139,6 +142,17 @@ class TokenService:
         self.refresh_ttl = timedelta(seconds=refresh_ttl)
         self._access = _Signer(access_secret, ACCESS_TYP, ACCESS_CLAIMS, "at", issuer, audience)
         self._refresh = _Signer(refresh_secret, REFRESH_TYP, REFRESH_CLAIMS, "rt", issuer, audience)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TokenService:
+        return cls(
+            access_secret=settings.access_secret(),
+            refresh_secret=settings.refresh_secret(),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            access_ttl=settings.access_token_ttl,
+            refresh_ttl=settings.refresh_token_ttl,
+        )
 
     def issue_access(
         self,

@@ -35,15 +35,7 @@ from schema.documents import CachedDocuments, DocumentCache
 
 
 def _tokens() -> TokenService:
-    settings = load_settings()
-    return TokenService(
-        access_secret=settings.access_secret(),
-        refresh_secret=settings.refresh_secret(),
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        access_ttl=settings.access_token_ttl,
-        refresh_ttl=settings.refresh_token_ttl,
-    )
+    return TokenService.from_settings(load_settings())
 
 
 def _claims(tokens: VerifiedTokens, authorization: str | None) -> AccessClaims:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from tortoise import fields
 from tortoise.expressions import Q
@@ -12,7 +13,7 @@ from tortoise.functions import Count
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
-from models.statements import Statement, decode, encode, select_list
+from models.statements import Statement, decode, decode_values, encode, select_list
 from models.users import User
 
 
@@ -77,16 +78,44 @@ def active_sessions(user_id: uuid.UUID, token_version: int, now: datetime) -> Qu
     )
 
 
-def _session_with_user_sql() -> str:
+def _session_and_user(selected: str) -> str:
     # Column names from the models' own metadata, never from a caller: nothing to inject.
-    selected = f"{select_list(Session, 's', 's_')}, {select_list(User, 'u', 'u_')}"
     return (
         f"SELECT {selected} FROM "  # noqa: S608
         '"sessions" s JOIN "users" u ON u."id" = s."user_id" WHERE s."id" = ?'
     )
 
 
-_SESSION_WITH_USER = Statement(_session_with_user_sql)
+_SESSION_WITH_USER = Statement(
+    lambda: _session_and_user(f"{select_list(Session, 's', 's_')}, {select_list(User, 'u', 'u_')}")
+)
+# What the access check needs: the session's end, its user's state and the user's public fields.
+STATE_SESSION_COLUMNS = (
+    "user_id",
+    "token_version",
+    "revoked_at",
+    "expires_at",
+    "absolute_expires_at",
+)
+STATE_USER_COLUMNS = ("is_active", "token_version", "role", "email", "created_at", "last_login_at")
+_SESSION_STATE = Statement(
+    lambda: _session_and_user(
+        f"{select_list(Session, 's', 's_', STATE_SESSION_COLUMNS)}, "
+        f"{select_list(User, 'u', 'u_', STATE_USER_COLUMNS)}"
+    )
+)
+
+
+async def session_state(session_id: uuid.UUID) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The access check's one query: those columns of a session and of its user, by id."""
+    rows = await _SESSION_STATE.rows(Session._meta.db, encode(Session, ("id", session_id)))
+    if not rows:
+        return None
+    row = rows[0]
+    return (
+        decode_values(Session, row, "s_", STATE_SESSION_COLUMNS),
+        decode_values(User, row, "u_", STATE_USER_COLUMNS),
+    )
 
 
 async def session_with_user(session_id: uuid.UUID) -> tuple[Session, User] | None:

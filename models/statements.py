@@ -10,6 +10,7 @@ Everything that is not on a hot path stays on the ORM.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -22,9 +23,10 @@ M = TypeVar("M", bound=Model)
 _PLACEHOLDER = re.compile(r"\?")
 
 
-def columns(model: type[Model]) -> list[str]:
+@functools.cache
+def columns(model: type[Model]) -> tuple[str, ...]:
     """The model's database columns, in a fixed order."""
-    return sorted(model._meta.db_fields)
+    return tuple(sorted(model._meta.db_fields))
 
 
 def for_dialect(sql: str, dialect: str) -> str:
@@ -69,9 +71,22 @@ def decode(model: type[M], row: dict[str, Any], prefix: str) -> M:
     return model._init_from_db(**{column: row[prefix + column] for column in columns(model)})
 
 
-def select_list(model: type[Model], table: str, prefix: str) -> str:
-    """Every column of the model's table `table`, aliased `prefix` + column."""
-    return ", ".join(f'{table}."{column}" AS "{prefix}{column}"' for column in columns(model))
+def decode_values(
+    model: type[Model], row: dict[str, Any], prefix: str, names: tuple[str, ...]
+) -> dict[str, Any]:
+    """Some of a model's columns from the `prefix`-aliased columns of a row, as Python values."""
+    fields = model._meta.fields_map
+    return {name: fields[name].to_python_value(row[prefix + name]) for name in names}
+
+
+def select_list(
+    model: type[Model], table: str, prefix: str, names: tuple[str, ...] | None = None
+) -> str:
+    """The columns `names` (default: every column) of the model's table `table`, aliased
+    `prefix` + column."""
+    return ", ".join(
+        f'{table}."{column}" AS "{prefix}{column}"' for column in names or columns(model)
+    )
 
 
 def insert_sql(model: type[Model], names: tuple[str, ...]) -> str:
