@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from api.access import _StateQuery
+from api import access
 from api.errors import AuthError
 from models import Session as SessionRow
 from models import User as UserRow
@@ -51,15 +51,15 @@ async def test_a_check_in_flight_during_a_revocation_does_not_cache_the_old_answ
     login = await api.login()
     session_id = uuid.UUID(login["session"]["id"])
     read, release = asyncio.Event(), asyncio.Event()
-    original = _StateQuery.run
+    original = access.session_state
 
-    async def slow_run(self: _StateQuery, sid: uuid.UUID) -> list[dict[str, Any]]:
-        rows = await original(self, sid)  # the session is alive when read...
+    async def slow_read(sid: uuid.UUID) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        found = await original(sid)  # the session is alive when read...
         read.set()
         await release.wait()  # ...and revoked before the answer is cached
-        return rows
+        return found
 
-    monkeypatch.setattr(_StateQuery, "run", slow_run)
+    monkeypatch.setattr(access, "session_state", slow_read)
     in_flight = asyncio.create_task(check(api, login["accessToken"]))
     await read.wait()
     await SessionRow.filter(id=session_id).update(revoked_at=api.clock(), revoked_reason="x")
@@ -67,7 +67,7 @@ async def test_a_check_in_flight_during_a_revocation_does_not_cache_the_old_answ
     release.set()
     assert await in_flight == "OK"  # it began before the revocation
 
-    monkeypatch.setattr(_StateQuery, "run", original)
+    monkeypatch.setattr(access, "session_state", original)
     assert await check(api, login["accessToken"]) == "TOKEN_REVOKED"
 
 
