@@ -23,8 +23,9 @@ from api.users import insert_user, parse_id, prepare_user
 from models import AuditKind, Role
 from models import Session as SessionRow
 from models import User as UserRow
-from models.audit import record_event
+from models.audit import event_values, record_event
 from models.sessions import (
+    Rotation,
     active_sessions,
     revoke_session,
     rotate_refresh_token,
@@ -190,18 +191,16 @@ def _session_alive(session: SessionRow, user: UserRow, now: datetime) -> bool:
 async def refresh(kt: Keyturn, token: str, client: ClientInfo) -> AuthResult:
     """Rotate a refresh token; see docs/tokens.md for the rules this implements.
 
-    The usual case, the session's current token, is read outside any transaction and rotated by
-    the compare-and-set alone, in a transaction that holds only that write and its audit event
-    (on SQLite the write lock is held for two statements, not three). A compare-and-set that
-    loses, and every other case, is judged again inside one transaction.
+    The usual case, the session's current token on a live session, is one round trip: a
+    compare-and-set that holds only while the session is alive, with its audit event
+    (`rotate_refresh_token`). Every other case, and a compare-and-set that loses, is judged
+    again inside one transaction.
     """
     now = kt.clock()
     claims = _verify_refresh(kt, token, now)
-    session, user = _alive_or_refuse(await session_with_user(claims.session_id), claims, now)
-    if claims.token_id == session.current_token_id:
-        rotated = await _rotate(kt, session, user, claims, client, now)
-        if rotated is not None:
-            return rotated
+    rotated = await _rotate(kt, claims, client, now)
+    if rotated is not None:
+        return rotated
     return await _refresh_judged(kt, claims, client, now)
 
 
@@ -217,35 +216,56 @@ def _alive_or_refuse(
 
 
 async def _rotate(
-    kt: Keyturn,
-    session: SessionRow,
-    user: UserRow,
-    claims: RefreshClaims,
-    client: ClientInfo,
-    now: datetime,
+    kt: Keyturn, claims: RefreshClaims, client: ClientInfo, now: datetime
 ) -> AuthResult | None:
-    """The compare-and-set of the current token and its audit event; None if another won.
+    """Rotate `claims`' token if it is its live session's current one; None otherwise.
 
-    A revocation committed after `session` was read does not stop it, exactly as if this
-    refresh had committed first: the tokens it returns then fail the access check and the
-    next refresh, which read the user's version and the session's end.
+    A revocation committed while this runs either comes first (the compare-and-set then finds
+    the session ended) or after, exactly as if this refresh had committed first: the tokens it
+    returns then fail the access check and the next refresh.
     """
     issued = _whole_seconds(now)
-    new_token_id = uuid.uuid4()
-    expires_at = issued + timedelta(seconds=kt.settings.refresh_token_ttl)
-    async with in_transaction():
-        if not await rotate_refresh_token(
-            session.id, claims.token_id, new_token_id, issued, expires_at
-        ):
-            return None
-        await _audit(AuditKind.REFRESHED, now, client, user_id=user.id, session_id=session.id)
-        session.previous_token_id = claims.token_id
-        session.current_token_id = new_token_id
-        session.rotated_at = session.last_used_at = issued
-        session.expires_at = expires_at
-        # Signed before the commit: a failure here undoes the rotation, so the presented
-        # token stays current instead of turning into one whose reuse revokes the session.
-        return _issue(kt, user, session, now)
+    rotation = Rotation(
+        session_id=claims.session_id,
+        user_id=claims.user_id,
+        presented_token_id=claims.token_id,
+        token_version=claims.token_version,
+        new_token_id=uuid.uuid4(),
+        issued_at=issued,
+        expires_at=issued + timedelta(seconds=kt.settings.refresh_token_ttl),
+        now=now,
+    )
+    # The new refresh token is signed before the write: a failure here leaves the presented
+    # token current, instead of turning it into one whose reuse revokes the session. (The
+    # access token carries the role, read by the write itself; a retry within the grace
+    # window gets the pair should its signing ever fail.)
+    refresh_token, refresh_expires = kt.tokens.issue_refresh(
+        user_id=claims.user_id,
+        session_id=claims.session_id,
+        token_id=rotation.new_token_id,
+        token_version=claims.token_version,
+        issued_at=issued,
+    )
+    event = event_values(
+        AuditKind.REFRESHED,
+        now,
+        user_id=claims.user_id,
+        session_id=claims.session_id,
+        ip_address=client.ip_address,
+        user_agent=client.user_agent,
+    )
+    rotated = await rotate_refresh_token(rotation, event)
+    if rotated is None:
+        return None
+    session, user = rotated
+    access_token, access_expires = kt.tokens.issue_access(
+        user_id=user.id,
+        session_id=session.id,
+        token_version=session.token_version,
+        role=user.role.value,
+        now=now,
+    )
+    return AuthResult(user, session, access_token, access_expires, refresh_token, refresh_expires)
 
 
 async def _refresh_judged(

@@ -58,7 +58,7 @@ class AuditEvent(Model):
         indexes = (("created_at", "id"), ("user_id", "created_at", "id"))
 
 
-_AUDIT_COLUMNS = (
+EVENT_COLUMNS = (
     "id",
     "created_at",
     "kind",
@@ -69,10 +69,10 @@ _AUDIT_COLUMNS = (
     "user_agent",
     "detail",
 )
-_INSERT = Statement(lambda: insert_sql(AuditEvent, _AUDIT_COLUMNS))
+INSERT_EVENT = Statement(lambda: insert_sql(AuditEvent, EVENT_COLUMNS))
 
 
-async def record_event(
+def event_values(
     kind: AuditKind,
     now: datetime,
     *,
@@ -82,9 +82,9 @@ async def record_event(
     ip_address: str | None = None,
     user_agent: str | None = None,
     detail: dict[str, Any] | None = None,
-) -> None:
-    """Appends one event (on every refresh, among others: hence SQL written once)."""
-    values = encode(
+) -> list[Any]:
+    """One new event's parameters for `INSERT_EVENT`, in the order of `EVENT_COLUMNS`."""
+    return encode(
         AuditEvent,
         ("id", uuid.uuid4()),
         ("created_at", now),
@@ -96,7 +96,11 @@ async def record_event(
         ("user_agent", user_agent),
         ("detail", detail),
     )
-    await _INSERT.run(AuditEvent._meta.db, values)
+
+
+async def record_event(kind: AuditKind, now: datetime, **fields: Any) -> None:
+    """Appends one event (on every lifecycle step: hence SQL written once); see `event_values`."""
+    await INSERT_EVENT.run(AuditEvent._meta.db, event_values(kind, now, **fields))
 
 
 async def delete_old_events(before: datetime, batch_size: int) -> int:

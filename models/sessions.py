@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -13,7 +15,15 @@ from tortoise.functions import Count
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
-from models.statements import Statement, decode, decode_values, encode, select_list
+from models.audit import EVENT_COLUMNS, INSERT_EVENT, AuditEvent
+from models.statements import (
+    OneTripTransactions,
+    Statement,
+    decode,
+    decode_values,
+    encode,
+    select_list,
+)
 from models.users import User
 
 
@@ -126,38 +136,107 @@ async def session_with_user(session_id: uuid.UUID) -> tuple[Session, User] | Non
     return decode(Session, rows[0], "s_"), decode(User, rows[0], "u_")
 
 
-_ROTATE = Statement(
-    lambda: (
-        'UPDATE "sessions" SET "current_token_id" = ?, "previous_token_id" = ?, '
-        '"rotated_at" = ?, "last_used_at" = ?, "expires_at" = ? '
-        'WHERE "id" = ? AND "current_token_id" = ? AND "revoked_at" IS NULL'
-    )
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """A refresh of the session's current token: what must hold, and what it writes."""
+
+    session_id: uuid.UUID
+    user_id: uuid.UUID
+    presented_token_id: uuid.UUID
+    token_version: int
+    new_token_id: uuid.UUID
+    issued_at: datetime
+    expires_at: datetime
+    now: datetime
+
+    def values(self) -> list[Any]:
+        """The parameters of `_ROTATE_SQL`, in its order."""
+        return encode(
+            Session,
+            ("current_token_id", self.new_token_id),
+            ("previous_token_id", self.presented_token_id),
+            ("rotated_at", self.issued_at),
+            ("last_used_at", self.issued_at),
+            ("expires_at", self.expires_at),
+            ("id", self.session_id),
+            ("user_id", self.user_id),
+            ("current_token_id", self.presented_token_id),
+            ("token_version", self.token_version),
+            ("expires_at", self.now),
+            ("absolute_expires_at", self.now),
+        )
+
+
+# The compare-and-set of the current token, only while the session is alive: not revoked, not
+# expired, of the token's user and version, and that user active and still at that version.
+_ROTATE_SQL = (
+    'UPDATE "sessions" AS s SET "current_token_id" = ?, "previous_token_id" = ?, '
+    '"rotated_at" = ?, "last_used_at" = ?, "expires_at" = ? '
+    'FROM "users" AS u WHERE s."id" = ? AND s."user_id" = ? AND s."current_token_id" = ? '
+    'AND s."token_version" = ? AND s."revoked_at" IS NULL '
+    'AND s."expires_at" > ? AND s."absolute_expires_at" > ? '
+    'AND u."id" = s."user_id" AND u."is_active" AND u."token_version" = s."token_version"'
 )
+_ROTATE = Statement(lambda: _ROTATE_SQL)
 
 
-async def rotate_refresh_token(
-    session_id: uuid.UUID,
-    presented_token_id: uuid.UUID,
-    new_token_id: uuid.UUID,
-    issued_at: datetime,
-    expires_at: datetime,
-) -> bool:
-    """Compare-and-set the current refresh token id; True when this caller won the rotation.
+def _rotate_and_record_sql() -> str:
+    # PostgreSQL: one statement. The update returns the rows it changed, joined; the event is
+    # inserted from its result, so both happen or neither. The event's parameters are cast to
+    # their columns' types, which PostgreSQL cannot infer in a SELECT list (the base type: a
+    # cast to VARCHAR(n) would silently cut a longer value).
+    fields = AuditEvent._meta.fields_map
+    casts = ", ".join(
+        f"CAST(? AS {fields[name].get_for_dialect('postgres', 'SQL_TYPE').split('(')[0]})"
+        for name in EVENT_COLUMNS
+    )
+    quoted = ", ".join(f'"{name}"' for name in EVENT_COLUMNS)
+    returning = f"{select_list(Session, 's', 's_')}, {select_list(User, 'u', 'u_')}"
+    return (
+        f"WITH rotated AS ({_ROTATE_SQL} RETURNING {returning}), "  # noqa: S608
+        f'recorded AS (INSERT INTO "audit_events" ({quoted}) SELECT {casts} FROM rotated) '
+        "SELECT * FROM rotated"
+    )
+
+
+_ROTATE_AND_RECORD = Statement(_rotate_and_record_sql)
+
+
+async def rotate_refresh_token(rotation: Rotation, event: list[Any]) -> tuple[Session, User] | None:
+    """Compare-and-set the session's current refresh token id and record `event`
+    (`event_values`) with it, atomically; the session as written and its user when this caller
+    won, None when the token was not current or the session not alive (nothing is written).
 
     SQLite ignores SELECT ... FOR UPDATE and PostgreSQL's READ COMMITTED would let two readers
-    both see the same current id, so the row count of this conditional UPDATE is the lock.
+    both see the same current id, so the row count of this conditional UPDATE is the lock. It
+    runs on every refresh, so the whole of it is one round trip: on PostgreSQL one statement,
+    on SQLite one trip to the connection's thread (where RETURNING cannot name a joined table,
+    so the row is read back inside the transaction).
     """
-    values = encode(
-        Session,
-        ("current_token_id", new_token_id),
-        ("previous_token_id", presented_token_id),
-        ("rotated_at", issued_at),
-        ("last_used_at", issued_at),
-        ("expires_at", expires_at),
-        ("id", session_id),
-        ("current_token_id", presented_token_id),
-    )
-    return await _ROTATE.run(Session._meta.db, values) == 1
+    values = rotation.values()
+    conn = Session._meta.db
+    if conn.capabilities.dialect == "postgres":
+        rows = await _ROTATE_AND_RECORD.rows(conn, values + event)
+    else:
+        if not isinstance(conn, OneTripTransactions):
+            raise TypeError(f"{type(conn).__name__} cannot run a transaction in one trip")
+        rotate, record, read = (
+            _ROTATE.sql(conn),
+            INSERT_EVENT.sql(conn),
+            _SESSION_WITH_USER.sql(conn),
+        )
+        key = encode(Session, ("id", rotation.session_id))
+
+        def rotate_and_record(db: sqlite3.Connection) -> list[dict[str, Any]]:
+            if db.execute(rotate, values).rowcount != 1:
+                return []
+            db.execute(record, event)
+            return [dict(row) for row in db.execute(read, key)]
+
+        rows = await conn.run_in_transaction(rotate_and_record)
+    if not rows:
+        return None
+    return decode(Session, rows[0], "s_"), decode(User, rows[0], "u_")
 
 
 async def revoke_session(

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import functools
 import re
+import sqlite3
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from tortoise import BaseDBAsyncClient
 from tortoise.models import Model
 
 M = TypeVar("M", bound=Model)
+T = TypeVar("T")
 
 _PLACEHOLDER = re.compile(r"\?")
 
@@ -58,6 +60,13 @@ class Statement:
         """Runs a write; the number of rows it changed."""
         changed, _ = await conn.execute_query(self.sql(conn), values)
         return changed
+
+
+@runtime_checkable
+class OneTripTransactions(Protocol):
+    """A client that runs a whole transaction in one call (Keyturn's SQLite, api/sqlite.py)."""
+
+    async def run_in_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T: ...
 
 
 def encode(model: type[Model], *values: tuple[str, Any]) -> list[Any]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from tortoise import Tortoise
-from tortoise.exceptions import OperationalError
+from tortoise.exceptions import IntegrityError, OperationalError
 from tortoise.transactions import in_transaction
 
 from api.db import connection, is_unavailable, tortoise_config
@@ -172,3 +172,55 @@ async def test_connections_get_the_page_cache_and_the_lock_wait(sqlite_file: Pat
         assert list(timeout[0]) == [5000]
     finally:
         await Tortoise.close_connections()
+
+
+def _counter_and_ledger(db: sqlite3.Connection, value: int) -> int:
+    db.execute("UPDATE counter SET value = ? WHERE id = 1", [value])
+    return int(db.execute("INSERT INTO ledger (value) VALUES (?)", [value]).lastrowid or 0)
+
+
+async def _state(url: str) -> tuple[int, int]:
+    _, counter = await connection(url).execute_query("SELECT value FROM counter WHERE id = 1")
+    _, ledger = await connection(url).execute_query("SELECT COUNT(*) AS n FROM ledger")
+    return counter[0]["value"], ledger[0]["n"]
+
+
+async def test_a_transaction_in_one_trip_commits_what_it_did(orm: str) -> None:
+    client = connection(orm)
+    assert isinstance(client, ImmediateSqliteClient)
+    row_id = await client.run_in_transaction(lambda db: _counter_and_ledger(db, 5))
+    assert row_id == 1
+    assert await _state(orm) == (5, 1)
+
+
+async def test_a_transaction_in_one_trip_that_fails_leaves_nothing(orm: str) -> None:
+    client = connection(orm)
+    assert isinstance(client, ImmediateSqliteClient)
+
+    def half_then_fail(db: sqlite3.Connection) -> None:
+        _counter_and_ledger(db, 9)
+        db.execute("INSERT INTO ledger (id, value) VALUES (1, 0)")  # the same primary key
+
+    with pytest.raises(IntegrityError):
+        await client.run_in_transaction(half_then_fail)
+    assert await _state(orm) == (0, 0)
+    # The connection is free and out of any transaction: the next one commits.
+    await client.run_in_transaction(lambda db: _counter_and_ledger(db, 3))
+    assert await _state(orm) == (3, 1)
+
+
+async def test_a_transaction_in_one_trip_waits_for_the_lock_and_then_is_unavailable(
+    orm: str, sqlite_file: Path
+) -> None:
+    client = connection(orm)
+    assert isinstance(client, ImmediateSqliteClient)
+    holder = sqlite3.connect(sqlite_file, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        with pytest.raises(OperationalError, match="database is locked") as failure:
+            await client.run_in_transaction(lambda db: _counter_and_ledger(db, 1))
+        assert is_unavailable(failure.value)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert await _state(orm) == (0, 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from typing import Any
 
@@ -270,3 +271,74 @@ async def test_a_failure_inside_the_rotation_rolls_it_back(
     # The token was not consumed: it rotates normally, it is not mistaken for reuse.
     payload = await rotate(api, login["refreshToken"])
     assert jti(payload["refreshToken"]) != before.current_token_id
+
+
+REFUSE_EVENTS = {
+    "sqlite": [
+        "CREATE TRIGGER refuse_events BEFORE INSERT ON audit_events "
+        "BEGIN SELECT RAISE(ABORT, 'the audit store refused'); END"
+    ],
+    "postgres": [
+        "CREATE FUNCTION refuse_event() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'the audit store refused'; END $$",
+        "CREATE TRIGGER refuse_events BEFORE INSERT ON audit_events "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_event()",
+    ],
+}
+ALLOW_EVENTS = {
+    "sqlite": ["DROP TRIGGER refuse_events"],
+    "postgres": ["DROP TRIGGER refuse_events ON audit_events", "DROP FUNCTION refuse_event()"],
+}
+
+
+async def test_an_audit_event_that_cannot_be_written_undoes_the_rotation(
+    api: Harness, user: UserRow, backend: str
+) -> None:
+    login = await api.login()
+    before = await SessionRow.get(id=login["session"]["id"])
+    db = SessionRow._meta.db
+    for statement in REFUSE_EVENTS[backend]:
+        await db.execute_script(statement)
+    try:
+        result = await api.gql(REFRESH, {"t": login["refreshToken"]})
+    finally:
+        for statement in ALLOW_EVENTS[backend]:
+            await db.execute_script(statement)
+    assert result.codes == ["INTERNAL_SERVER_ERROR"]
+    assert "audit store" not in result.response.text
+
+    after = await SessionRow.get(id=login["session"]["id"])
+    assert after.current_token_id == before.current_token_id
+    assert after.previous_token_id is None
+    assert after.rotated_at == before.rotated_at
+    assert await AuditEvent.filter(kind="refreshed").count() == 0
+    # The token was not consumed: it rotates normally, it is not mistaken for reuse.
+    payload = await rotate(api, login["refreshToken"])
+    assert jti(payload["refreshToken"]) != before.current_token_id
+
+
+async def test_a_refresh_of_the_current_token_is_one_round_trip(
+    api: Harness, user: UserRow, backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    login = await api.login()
+    if backend == "postgres":
+        # tortoise logs each statement it sends: one, the compare-and-set and its audit event.
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="tortoise.db_client"):
+            payload = await rotate(api, login["refreshToken"])
+        sent = [r.getMessage() for r in caplog.records if r.name == "tortoise.db_client"]
+        assert len(sent) == 1, sent
+        assert sent[0].startswith("WITH rotated AS (UPDATE")
+    else:
+        # SQLite: one trip to the connection's thread; SQLite itself reports what ran there.
+        ran: list[str] = []
+        thread = SessionRow._meta.db._connection  # type: ignore[attr-defined]
+        await thread.set_trace_callback(ran.append)
+        try:
+            payload = await rotate(api, login["refreshToken"])
+        finally:
+            await thread.set_trace_callback(None)
+        kinds = [statement.split()[0] for statement in ran]
+        assert kinds == ["BEGIN", "UPDATE", "INSERT", "SELECT", "COMMIT"], ran
+    assert payload["session"]["id"] == login["session"]["id"]
+    assert await AuditEvent.filter(kind="refreshed").count() == 1
