@@ -12,6 +12,7 @@ from tortoise import BaseDBAsyncClient, Tortoise
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import ConfigurationError, DBConnectionError
 
+from api.postgres import PooledConnection
 from api.settings import SettingsError
 
 Dialect = Literal["sqlite", "postgres"]
@@ -100,6 +101,8 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
         credentials.setdefault("maxsize", 10)
         credentials.setdefault("timeout", 5)
         credentials.setdefault("command_timeout", 10)
+        # No reset query on each connection's return to the pool (see api/postgres.py).
+        credentials["connection_class"] = PooledConnection
     # The connection is named after its dialect: tortoise caches compiled SQL per connection
     # name, so one process that talks to both kinds (the test suite) needs distinct names.
     return {
