@@ -183,6 +183,11 @@ def main() -> None:
     parser.add_argument("--db", default="sqlite,postgres")
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--no-write", action="store_true", help="leave docs/performance.md alone")
+    parser.add_argument(
+        "--cases",
+        help="only these cases, comma-separated (e.g. me,refresh): a quick A/B run that prints "
+        "its figures and leaves docs/performance.md alone",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("bench: wrk is not installed (make bench installs it with apt-get)")
@@ -236,6 +241,8 @@ def main() -> None:
         # Every server is up and idle but the one measured. Each repeat runs every case once,
         # so a burst of load from elsewhere on the machine hits all of them alike.
         jobs = sorted(first, key=lambda job: job[0][2]) + rest
+        if args.cases:
+            jobs = [job for job in jobs if job[0][3] in args.cases.split(",")]
         print(f"warming up {len(jobs)} cases", flush=True)
         for _, run in jobs:
             run(plan.warmup)
@@ -246,11 +253,13 @@ def main() -> None:
                 plan.results.setdefault(key4, []).append(run(plan.duration))
         ordered = {key4: plan.results[key4] for key4, _ in jobs}
         for key4, _ in jobs:
-            if key4[3] == "me+flood":
+            if key4[3] == "me+flood" and (*key4[:3], "flood login") in plan.results:
                 ordered[(*key4[:3], "flood login")] = plan.results[(*key4[:3], "flood login")]
         for key4, runs in ordered.items():
             print_summary(key4, runs)
     elapsed = time.monotonic() - started
+    if args.cases:
+        return
     text = report.render(ordered, args, elapsed, load_before, os.getloadavg())
     print(text)
     if not args.no_write:
