@@ -24,7 +24,7 @@ from models.statements import (
     encode,
     select_list,
 )
-from models.users import User
+from models.users import Role, User
 
 
 class Session(Model):
@@ -129,7 +129,7 @@ async def session_state(session_id: uuid.UUID) -> tuple[dict[str, Any], dict[str
 
 
 async def session_with_user(session_id: uuid.UUID) -> tuple[Session, User] | None:
-    """A session and its user in one query (the refresh path's read)."""
+    """A session and its user in one query (read by refresh when it judges a token)."""
     rows = await _SESSION_WITH_USER.rows(Session._meta.db, encode(Session, ("id", session_id)))
     if not rows:
         return None
@@ -202,7 +202,24 @@ def _rotate_and_record_sql() -> str:
 _ROTATE_AND_RECORD = Statement(_rotate_and_record_sql)
 
 
-async def rotate_refresh_token(rotation: Rotation, event: list[Any]) -> tuple[Session, User] | None:
+class Rotated:
+    """The row a rotation wrote, joined with its user: the role at hand for the access token,
+    the models decoded the first time they are asked for (see `api.auth.AuthResult`)."""
+
+    __slots__ = ("_models", "_row", "role")
+
+    def __init__(self, row: dict[str, Any]) -> None:
+        self._row = row
+        self._models: tuple[User, Session] | None = None
+        self.role: Role = decode_values(User, row, "u_", ("role",))["role"]
+
+    def user_and_session(self) -> tuple[User, Session]:
+        if self._models is None:
+            self._models = decode(User, self._row, "u_"), decode(Session, self._row, "s_")
+        return self._models
+
+
+async def rotate_refresh_token(rotation: Rotation, event: list[Any]) -> Rotated | None:
     """Compare-and-set the session's current refresh token id and record `event`
     (`event_values`) with it, atomically; the session as written and its user when this caller
     won, None when the token was not current or the session not alive (nothing is written).
@@ -234,9 +251,7 @@ async def rotate_refresh_token(rotation: Rotation, event: list[Any]) -> tuple[Se
             return [dict(row) for row in db.execute(read, key)]
 
         rows = await conn.run_in_transaction(rotate_and_record)
-    if not rows:
-        return None
-    return decode(Session, rows[0], "s_"), decode(User, rows[0], "u_")
+    return Rotated(rows[0]) if rows else None
 
 
 async def revoke_session(

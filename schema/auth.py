@@ -36,10 +36,8 @@ def auth_payload(
         access_token_expires_at=result.access_expires_at,
         refresh_token=refresh_token,
         refresh_token_expires_at=result.refresh_expires_at,
-        user=User.from_row(result.user),
-        session=Session.from_row(
-            result.session, result.user.token_version, info.context.kt.clock(), result.session.id
-        ),
+        rows=result.rows,
+        now=info.context.kt.clock(),
     )
 
 

@@ -126,8 +126,18 @@ class AuthPayload:
     access_token_expires_at: datetime
     refresh_token: str | None
     refresh_token_expires_at: datetime
-    user: User
-    session: Session
+    # The user and session rows, decoded only if the query selects them (api.auth.AuthResult).
+    rows: strawberry.Private[Callable[[], tuple[UserRow, SessionRow]]]
+    now: strawberry.Private[datetime]
+
+    @strawberry.field
+    def user(self) -> User:
+        return User.from_row(self.rows()[0])
+
+    @strawberry.field
+    def session(self) -> Session:
+        user, session = self.rows()
+        return Session.from_row(session, user.token_version, self.now, session.id)
 
 
 @strawberry.input

@@ -10,6 +10,7 @@ from typing import Any
 import jwt
 import pytest
 
+import models.sessions as sessions_module
 from api.tokens import TokenService
 from models import AuditEvent
 from models import Session as SessionRow
@@ -342,3 +343,60 @@ async def test_a_refresh_of_the_current_token_is_one_round_trip(
         assert kinds == ["BEGIN", "UPDATE", "INSERT", "SELECT", "COMMIT"], ran
     assert payload["session"]["id"] == login["session"]["id"]
     assert await AuditEvent.filter(kind="refreshed").count() == 1
+
+
+FULL_PAYLOAD = """
+mutation ($t: String) {
+  refresh(refreshToken: $t, refreshTokenDelivery: BODY) {
+    accessToken refreshToken
+    user { id email role isActive tokenVersion }
+    session { id status isCurrent lastUsedAt expiresAt revokedAt }
+  }
+}
+"""
+
+
+async def test_the_payloads_user_and_session_are_the_rows_as_rotated(
+    api: Harness, user: UserRow
+) -> None:
+    login = await api.login()
+    api.clock.advance(42)
+    result = await api.gql(FULL_PAYLOAD, {"t": login["refreshToken"]})
+    assert not result.errors, result.errors
+    payload = result.data["refresh"]
+    assert payload["user"] == {
+        "id": str(user.id),
+        "email": user.email,
+        "role": "USER",
+        "isActive": True,
+        "tokenVersion": user.token_version,
+    }
+    row = await SessionRow.get(id=login["session"]["id"])
+    session = payload["session"]
+    assert session["id"] == login["session"]["id"]
+    assert session["status"] == "ACTIVE"
+    assert session["isCurrent"] is True
+    assert session["revokedAt"] is None
+    assert session["lastUsedAt"] == row.last_used_at.isoformat()
+    assert row.last_used_at == api.clock().replace(microsecond=0)
+    assert session["expiresAt"] == min(row.expires_at, row.absolute_expires_at).isoformat()
+
+
+async def test_a_refresh_that_selects_only_tokens_decodes_no_row(
+    api: Harness, user: UserRow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    login = await api.login()
+    decoded: list[str] = []
+    real_decode = sessions_module.decode
+
+    def counting_decode(model: Any, row: Any, prefix: str) -> Any:
+        decoded.append(model.__name__)
+        return real_decode(model, row, prefix)
+
+    monkeypatch.setattr(sessions_module, "decode", counting_decode)
+    tokens_only = "mutation ($t: String) { refresh(refreshToken: $t) { accessToken refreshToken } }"
+    first = await api.gql(tokens_only, {"t": login["refreshToken"]})
+    assert first.data["refresh"]["accessToken"]
+    assert decoded == []
+    await api.gql(FULL_PAYLOAD, {"t": first.data["refresh"]["refreshToken"]})
+    assert sorted(decoded) == ["Session", "User"]  # once each, for both fields
