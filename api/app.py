@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -18,7 +19,7 @@ from admin.routes import admin_routes
 from api.clock import Clock, utc_now
 from api.db import connection, is_unavailable, tortoise_config
 from api.graphql_view import GraphQLView
-from api.middleware import build_middleware
+from api.middleware import DirectRoute, build_middleware
 from api.runtime import Keyturn
 from api.settings import Settings
 from schema import build_schema
@@ -83,7 +84,10 @@ def create_app(settings: Settings, clock: Clock = utc_now) -> Starlette:
             Route("/readyz", readyz, methods=["GET"]),
             *admin_routes(settings),
         ],
-        middleware=build_middleware(settings),
+        middleware=[
+            *build_middleware(settings),
+            Middleware(DirectRoute, path="/graphql", endpoint=graphql),
+        ],
         lifespan=lifespan,
     )
     app.state.keyturn = kt
