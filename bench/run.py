@@ -1,6 +1,6 @@
 """`make bench`: Keyturn's request paths against the framework floor and the limit, with wrk.
 
-    .venv/bin/python -m bench.run [--duration 5] [--repeats 3] [--db sqlite,postgres]
+    .venv/bin/python -m bench.run [--duration 5] [--repeats 5] [--db sqlite,postgres]
                                   [--workers 1,2] [--no-write]
 
 Starts every server itself (uvicorn with uvloop and httptools, access log off), on a fresh
@@ -179,7 +179,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=2.0)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--db", default="sqlite,postgres")
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--no-write", action="store_true", help="leave docs/performance.md alone")
