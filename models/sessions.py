@@ -118,7 +118,7 @@ _SESSION_STATE = Statement(
 
 async def session_state(session_id: uuid.UUID) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """The access check's one query: those columns of a session and of its user, by id."""
-    rows = await _SESSION_STATE.rows(Session._meta.db, encode(Session, ("id", session_id)))
+    rows = await _SESSION_STATE.lookup(Session._meta.db, encode(Session, ("id", session_id)))
     if not rows:
         return None
     row = rows[0]

@@ -56,6 +56,13 @@ class Statement:
     async def rows(self, conn: BaseDBAsyncClient, values: list[Any]) -> list[dict[str, Any]]:
         return await conn.execute_query_dict(self.sql(conn), values)
 
+    async def lookup(self, conn: BaseDBAsyncClient, values: list[Any]) -> list[dict[str, Any]]:
+        """`rows` for a short read outside any transaction: on SQLite, on the event loop's own
+        thread (see api/sqlite.py, `read_on_loop`)."""
+        if isinstance(conn, LoopReads):
+            return await conn.read_on_loop(self.sql(conn), values)
+        return await self.rows(conn, values)
+
     async def run(self, conn: BaseDBAsyncClient, values: list[Any]) -> int:
         """Runs a write; the number of rows it changed."""
         changed, _ = await conn.execute_query(self.sql(conn), values)
@@ -67,6 +74,13 @@ class OneTripTransactions(Protocol):
     """A client that runs a whole transaction in one call (Keyturn's SQLite, api/sqlite.py)."""
 
     async def run_in_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T: ...
+
+
+@runtime_checkable
+class LoopReads(Protocol):
+    """A client that can run a short read on the event loop's thread (api/sqlite.py)."""
+
+    async def read_on_loop(self, sql: str, values: list[Any]) -> list[dict[str, Any]]: ...
 
 
 def encode(model: type[Model], *values: tuple[str, Any]) -> list[Any]:

@@ -224,3 +224,79 @@ async def test_a_transaction_in_one_trip_waits_for_the_lock_and_then_is_unavaila
         holder.execute("ROLLBACK")
         holder.close()
     assert await _state(orm) == (0, 0)
+
+
+async def _thread_statements(client: ImmediateSqliteClient, ran: list[str]) -> None:
+    await client._connection.set_trace_callback(ran.append)  # type: ignore[union-attr]
+
+
+async def test_a_read_on_the_loop_answers_without_the_connections_thread(orm: str) -> None:
+    client = connection(orm)
+    assert isinstance(client, ImmediateSqliteClient)
+    await client.execute_query("SELECT 1")  # the writer's connection is open
+    through_thread: list[str] = []
+    await _thread_statements(client, through_thread)
+    rows = await client.read_on_loop("SELECT value FROM counter WHERE id = ?", [1])
+    assert rows == [{"value": 0}]
+    assert through_thread == []
+
+
+async def test_a_read_on_the_loop_sees_commits_and_never_waits_for_the_writer(
+    orm: str, sqlite_file: Path
+) -> None:
+    client = connection(orm)
+    assert isinstance(client, ImmediateSqliteClient)
+    read = "SELECT value FROM counter WHERE id = ?"
+    await client.run_in_transaction(lambda db: _counter_and_ledger(db, 4))
+    assert await client.read_on_loop(read, [1]) == [{"value": 4}]
+    holder = sqlite3.connect(sqlite_file, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        holder.execute("UPDATE counter SET value = 99 WHERE id = 1")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        # The committed value, at once: the write lock is held and its change not committed.
+        assert await client.read_on_loop(read, [1]) == [{"value": 4}]
+        assert loop.time() - started < 0.1
+        holder.execute("COMMIT")
+        assert await client.read_on_loop(read, [1]) == [{"value": 99}]
+    finally:
+        holder.close()
+
+
+async def test_a_read_on_the_loop_cannot_write(orm: str) -> None:
+    client = connection(orm)
+    assert isinstance(client, ImmediateSqliteClient)
+    with pytest.raises(OperationalError, match="readonly"):
+        await client.read_on_loop("UPDATE counter SET value = 5 WHERE id = ?", [1])
+    assert await _state(orm) == (0, 0)
+
+
+async def test_a_busy_read_on_the_loop_goes_through_the_thread_instead(
+    orm: str, tmp_path: Path
+) -> None:
+    client = connection(orm)
+    assert isinstance(client, ImmediateSqliteClient)
+    read = "SELECT value FROM counter WHERE id = ?"
+    assert await client.read_on_loop(read, [1]) == [{"value": 0}]
+    # SQLite seldom answers a WAL reader busy, and not on demand. A rollback-journal file under
+    # an exclusive lock always does, so the loop's reader is pointed at one holding 42.
+    other = tmp_path / "locked.sqlite3"
+    with closing(sqlite3.connect(other)) as db, db:
+        db.execute("CREATE TABLE counter (id INTEGER PRIMARY KEY, value INTEGER NOT NULL)")
+        db.execute("INSERT INTO counter VALUES (1, 42)")
+    holder = sqlite3.connect(other, isolation_level=None)
+    reader = sqlite3.connect(other, isolation_level=None)
+    reader.row_factory = sqlite3.Row
+    reader.execute("PRAGMA busy_timeout = 0")
+    own_reader, client._reader = client._reader, reader
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            reader.execute(read, [1]).fetchall()
+        # Busy on the loop: answered through the connection's thread, from the real file.
+        assert await client.read_on_loop(read, [1]) == [{"value": 0}]
+    finally:
+        client._reader = own_reader
+        holder.close()
+        reader.close()
