@@ -24,6 +24,15 @@ def _median_rps(results: dict[Key, list[WrkResult]], key: Key) -> float | None:
     return statistics.median(r.rps for r in runs) if runs else None
 
 
+def _paired(results: dict[Key, list[WrkResult]], a: Key, b: Key) -> list[float] | None:
+    """a / b in each repeat: the two ran minutes apart at most within a repeat, so a change in
+    the machine's load between repeats cancels out of each ratio."""
+    runs_a, runs_b = results.get(a), results.get(b)
+    if not runs_a or not runs_b or len(runs_a) != len(runs_b):
+        return None
+    return [x.rps / y.rps for x, y in zip(runs_a, runs_b, strict=True) if y.rps]
+
+
 def _median_p99(results: dict[Key, list[WrkResult]], key: Key) -> float | None:
     runs = results.get(key)
     return statistics.median(r.p99_ms for r in runs) if runs else None
@@ -70,6 +79,10 @@ def render(
         )
     lines += [
         "",
+        "Each ratio is the median of the per-repeat ratios (their range in brackets): within a "
+        "repeat the two cases ran close together, so a change in the machine's load between "
+        "repeats cancels out.",
+        "",
         "| target | configuration | measured | goal | verdict |",
         "| --- | --- | ---: | ---: | --- |",
     ]
@@ -79,13 +92,26 @@ def render(
     def ratio(a: float | None, b: float | None) -> float | None:
         return a / b if a is not None and b else None
 
+    def paired(a: Key, b: Key) -> tuple[float | None, str]:
+        ratios = _paired(results, a, b)
+        if not ratios:
+            return None, ""
+        return statistics.median(ratios), f" ({min(ratios):.2f} to {max(ratios):.2f})"
+
     def errors(*keys: Key) -> bool:
         return any(r.errors for key in keys for r in results.get(key, []))
 
     def row(
-        target: str, config: str, value: float | None, goal: float, at_least: bool, unit: str
+        target: str,
+        config: str,
+        value: float | None,
+        goal: float,
+        at_least: bool,
+        unit: str,
+        spread: str = "",
     ) -> None:
         shown = "—" if value is None else (f"{value:.3f}" if unit == "x" else f"{value:.1f} ms")
+        shown += spread
         goal_text = f"≥ {goal:g}" if at_least else f"< {goal:g} ms"
         lines.append(
             f"| {target} | {config} | {shown} | {goal_text} | {_verdict(value, goal, at_least)} |"
@@ -93,16 +119,16 @@ def render(
 
     for db in dbs:
         for w in counts:
-            me = _median_rps(results, ("keyturn", db, w, "me"))
-            floor = _median_rps(results, ("floor", "-", w, "me"))
+            value, spread = paired(("keyturn", db, w, "me"), ("floor", "-", w, "me"))
             note = "" if w == 1 else " (informational)"
             row(
                 f"me / framework floor{note}",
                 f"{db}, {w} worker(s)",
-                ratio(me, floor),
+                value,
                 0.85,
                 True,
                 "x",
+                spread,
             )
     for db in dbs:
         for w in counts:
@@ -114,38 +140,27 @@ def render(
             )
     for db in dbs:
         for w in counts:
-            refresh = _median_rps(results, ("keyturn", db, w, "refresh"))
-            me = _median_rps(results, ("keyturn", db, w, "me"))
             if errors(("keyturn", db, w, "refresh"), ("keyturn", db, w, "me")):
                 lines.append(
                     f"| refresh / me | {db}, {w} worker(s) | — | ≥ 0.4 "
                     "| **not valid**: requests failed (see errors) |"
                 )
                 continue
-            row("refresh / me", f"{db}, {w} worker(s)", ratio(refresh, me), 0.4, True, "x")
+            value, spread = paired(("keyturn", db, w, "refresh"), ("keyturn", db, w, "me"))
+            row("refresh / me", f"{db}, {w} worker(s)", value, 0.4, True, "x", spread)
     if 1 in counts and 2 in counts:
         for db in dbs:
-            row(
-                "2 workers / 1 worker on me",
-                db,
-                ratio(
-                    _median_rps(results, ("keyturn", db, 2, "me")),
-                    _median_rps(results, ("keyturn", db, 1, "me")),
-                ),
-                1.5,
-                True,
-                "x",
-            )
+            value, spread = paired(("keyturn", db, 2, "me"), ("keyturn", db, 1, "me"))
+            row("2 workers / 1 worker on me", db, value, 1.5, True, "x", spread)
+        value, spread = paired(("floor", "-", 2, "me"), ("floor", "-", 1, "me"))
         row(
             "2 workers / 1 worker (informational)",
             "framework floor",
-            ratio(
-                _median_rps(results, ("floor", "-", 2, "me")),
-                _median_rps(results, ("floor", "-", 1, "me")),
-            ),
+            value,
             1.5,
             True,
             "x",
+            spread,
         )
     for db in dbs:
         for w in counts:

@@ -208,7 +208,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="keyturn-bench-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
         plan = Plan(args.duration, args.warmup, workdir, tokens)
-        first: list[Job] = []  # `me` everywhere, next to each other: the ratios compare these
+        first: list[
+            Job
+        ] = []  # `me` everywhere and `refresh`, next to each other: the ratios pair these
         rest: list[Job] = []
         baseline_tokens = ""
         for db in dbs:
@@ -237,7 +239,10 @@ def main() -> None:
                 server = stack.enter_context(Server(KEYTURN, env, workers, workdir))
                 key = ("keyturn", db, workers)
                 first.append(me_job(plan, key, "me", server, me_file))
-                rest += keyturn_jobs(plan, key, server, live, cold_file, me_file)
+                jobs_here = keyturn_jobs(plan, key, server, live, cold_file, me_file)
+                # refresh right after this server's me: the refresh/me ratio pairs them.
+                first += [job for job in jobs_here if job[0][3] == "refresh"]
+                rest += [job for job in jobs_here if job[0][3] != "refresh"]
         # Every server is up and idle but the one measured. Each repeat runs every case once,
         # so a burst of load from elsewhere on the machine hits all of them alike.
         jobs = sorted(first, key=lambda job: job[0][2]) + rest
