@@ -45,10 +45,11 @@ from bench.servers import (
     live_sessions,
     refresh_token,
 )
-from models import Role, SessionStatus
+from models import AuditKind, Role, SessionStatus
 from models import Session as SessionRow
 from models import User as UserRow
-from models.sessions import status_filter
+from models.audit import event_values
+from models.sessions import ROTATE_AND_RECORD, Rotation, status_filter
 from models.users import search_users, users_page_query
 from schema import build_schema
 from schema.context import Context
@@ -207,12 +208,8 @@ async def explain(url: str) -> list[tuple[str, str]]:
             SessionRow.filter(id=sid).select_related("user").sql(params_inline=True),
         ),
         (
-            "refresh: the compare-and-set rotation",
-            SessionRow.filter(
-                id=sid, current_token_id=session.current_token_id, revoked_at__isnull=True
-            )
-            .update(current_token_id=uuid.uuid4(), previous_token_id=session.current_token_id)
-            .sql(params_inline=True),
+            "refresh: the rotation (compare-and-set, audit event, row back), one statement",
+            ROTATE_AND_RECORD.sql(conn),
         ),
         (
             "userSessions: one page",
@@ -249,9 +246,25 @@ async def explain(url: str) -> list[tuple[str, str]]:
             users_page_query(SEARCH_NAME, 20, None).sql(params_inline=True),
         ),
     ]
+    rotation = Rotation(
+        session_id=sid,
+        user_id=uid,
+        presented_token_id=session.current_token_id,
+        token_version=session.token_version,
+        new_token_id=uuid.uuid4(),
+        issued_at=now,
+        expires_at=now,
+        now=now,
+    )
+    # EXPLAIN plans the statement without running it: nothing is rotated or recorded.
+    values = {
+        "refresh: the rotation (compare-and-set, audit event, row back), one statement": (
+            rotation.values() + event_values(AuditKind.REFRESHED, now, user_id=uid, session_id=sid)
+        )
+    }
     plans = []
     for title, sql in queries:
-        _, rows = await conn.execute_query(f"EXPLAIN {sql}")
+        _, rows = await conn.execute_query(f"EXPLAIN {sql}", values.get(title))
         plans.append((title, "\n".join(row["QUERY PLAN"] for row in rows)))
     return plans
 

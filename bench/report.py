@@ -96,7 +96,7 @@ def render(
         ratios = _paired(results, a, b)
         if not ratios:
             return None, ""
-        return statistics.median(ratios), f" ({min(ratios):.2f} to {max(ratios):.2f})"
+        return statistics.median(ratios), f" ({min(ratios):.3f} to {max(ratios):.3f})"
 
     def errors(*keys: Key) -> bool:
         return any(r.errors for key in keys for r in results.get(key, []))

@@ -199,7 +199,7 @@ def _rotate_and_record_sql() -> str:
     )
 
 
-_ROTATE_AND_RECORD = Statement(_rotate_and_record_sql)
+ROTATE_AND_RECORD = Statement(_rotate_and_record_sql)
 
 
 class Rotated:
@@ -233,7 +233,7 @@ async def rotate_refresh_token(rotation: Rotation, event: list[Any]) -> Rotated 
     values = rotation.values()
     conn = Session._meta.db
     if conn.capabilities.dialect == "postgres":
-        rows = await _ROTATE_AND_RECORD.rows(conn, values + event)
+        rows = await ROTATE_AND_RECORD.rows(conn, values + event)
     else:
         if not isinstance(conn, OneTripTransactions):
             raise TypeError(f"{type(conn).__name__} cannot run a transaction in one trip")
