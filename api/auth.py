@@ -24,7 +24,7 @@ from api.users import insert_user, parse_id, prepare_user
 from models import AuditKind, Role
 from models import Session as SessionRow
 from models import User as UserRow
-from models.audit import event_values, record_event
+from models.audit import event_values, insert_event
 from models.sessions import (
     Rotation,
     active_sessions,
@@ -107,10 +107,15 @@ def _issue(kt: Keyturn, user: UserRow, session: SessionRow, now: datetime) -> Au
     return AuthResult(access, access_exp, refresh, refresh_exp, lambda: (user, session))
 
 
-async def _audit(kind: AuditKind, now: datetime, client: ClientInfo, **fields: Any) -> None:
-    await record_event(
+def _event(kind: AuditKind, now: datetime, client: ClientInfo, **fields: Any) -> list[Any]:
+    """An audit event's parameters, with the calling client's address and agent."""
+    return event_values(
         kind, now, ip_address=client.ip_address, user_agent=client.user_agent, **fields
     )
+
+
+async def _audit(kind: AuditKind, now: datetime, client: ClientInfo, **fields: Any) -> None:
+    await insert_event(_event(kind, now, client, **fields))
 
 
 async def login(kt: Keyturn, email: str, password: str, client: ClientInfo) -> AuthResult:
@@ -261,13 +266,8 @@ async def _rotate(
         token_version=claims.token_version,
         issued_at=issued,
     )
-    event = event_values(
-        AuditKind.REFRESHED,
-        now,
-        user_id=claims.user_id,
-        session_id=claims.session_id,
-        ip_address=client.ip_address,
-        user_agent=client.user_agent,
+    event = _event(
+        AuditKind.REFRESHED, now, client, user_id=claims.user_id, session_id=claims.session_id
     )
     rotated = await rotate_refresh_token(rotation, event)
     if rotated is None:

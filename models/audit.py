@@ -100,7 +100,12 @@ def event_values(
 
 async def record_event(kind: AuditKind, now: datetime, **fields: Any) -> None:
     """Appends one event (on every lifecycle step: hence SQL written once); see `event_values`."""
-    await INSERT_EVENT.run(AuditEvent._meta.db, event_values(kind, now, **fields))
+    await insert_event(event_values(kind, now, **fields))
+
+
+async def insert_event(values: list[Any]) -> None:
+    """Appends the event whose parameters `event_values` made."""
+    await INSERT_EVENT.run(AuditEvent._meta.db, values)
 
 
 async def delete_old_events(before: datetime, batch_size: int) -> int:

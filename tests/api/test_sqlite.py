@@ -174,6 +174,14 @@ async def test_connections_get_the_page_cache_and_the_lock_wait(sqlite_file: Pat
         await Tortoise.close_connections()
 
 
+@pytest.fixture
+def client(orm: str) -> ImmediateSqliteClient:
+    """The connection Keyturn's engine made for the test's file."""
+    made = connection(orm)
+    assert isinstance(made, ImmediateSqliteClient)
+    return made
+
+
 def _counter_and_ledger(db: sqlite3.Connection, value: int) -> int:
     db.execute("UPDATE counter SET value = ? WHERE id = 1", [value])
     return int(db.execute("INSERT INTO ledger (value) VALUES (?)", [value]).lastrowid or 0)
@@ -185,17 +193,17 @@ async def _state(url: str) -> tuple[int, int]:
     return counter[0]["value"], ledger[0]["n"]
 
 
-async def test_a_transaction_in_one_trip_commits_what_it_did(orm: str) -> None:
-    client = connection(orm)
-    assert isinstance(client, ImmediateSqliteClient)
+async def test_a_transaction_in_one_trip_commits_what_it_did(
+    orm: str, client: ImmediateSqliteClient
+) -> None:
     row_id = await client.run_in_transaction(lambda db: _counter_and_ledger(db, 5))
     assert row_id == 1
     assert await _state(orm) == (5, 1)
 
 
-async def test_a_transaction_in_one_trip_that_fails_leaves_nothing(orm: str) -> None:
-    client = connection(orm)
-    assert isinstance(client, ImmediateSqliteClient)
+async def test_a_transaction_in_one_trip_that_fails_leaves_nothing(
+    orm: str, client: ImmediateSqliteClient
+) -> None:
 
     def half_then_fail(db: sqlite3.Connection) -> None:
         _counter_and_ledger(db, 9)
@@ -210,10 +218,8 @@ async def test_a_transaction_in_one_trip_that_fails_leaves_nothing(orm: str) -> 
 
 
 async def test_a_transaction_in_one_trip_waits_for_the_lock_and_then_is_unavailable(
-    orm: str, sqlite_file: Path
+    orm: str, client: ImmediateSqliteClient, sqlite_file: Path
 ) -> None:
-    client = connection(orm)
-    assert isinstance(client, ImmediateSqliteClient)
     holder = sqlite3.connect(sqlite_file, isolation_level=None)
     try:
         holder.execute("BEGIN IMMEDIATE")
@@ -230,9 +236,9 @@ async def _thread_statements(client: ImmediateSqliteClient, ran: list[str]) -> N
     await client._connection.set_trace_callback(ran.append)  # type: ignore[union-attr]
 
 
-async def test_a_read_on_the_loop_answers_without_the_connections_thread(orm: str) -> None:
-    client = connection(orm)
-    assert isinstance(client, ImmediateSqliteClient)
+async def test_a_read_on_the_loop_answers_without_the_connections_thread(
+    client: ImmediateSqliteClient,
+) -> None:
     await client.execute_query("SELECT 1")  # the writer's connection is open
     through_thread: list[str] = []
     await _thread_statements(client, through_thread)
@@ -242,10 +248,8 @@ async def test_a_read_on_the_loop_answers_without_the_connections_thread(orm: st
 
 
 async def test_a_read_on_the_loop_sees_commits_and_never_waits_for_the_writer(
-    orm: str, sqlite_file: Path
+    client: ImmediateSqliteClient, sqlite_file: Path
 ) -> None:
-    client = connection(orm)
-    assert isinstance(client, ImmediateSqliteClient)
     read = "SELECT value FROM counter WHERE id = ?"
     await client.run_in_transaction(lambda db: _counter_and_ledger(db, 4))
     assert await client.read_on_loop(read, [1]) == [{"value": 4}]
@@ -264,19 +268,15 @@ async def test_a_read_on_the_loop_sees_commits_and_never_waits_for_the_writer(
         holder.close()
 
 
-async def test_a_read_on_the_loop_cannot_write(orm: str) -> None:
-    client = connection(orm)
-    assert isinstance(client, ImmediateSqliteClient)
+async def test_a_read_on_the_loop_cannot_write(orm: str, client: ImmediateSqliteClient) -> None:
     with pytest.raises(OperationalError, match="readonly"):
         await client.read_on_loop("UPDATE counter SET value = 5 WHERE id = ?", [1])
     assert await _state(orm) == (0, 0)
 
 
 async def test_a_busy_read_on_the_loop_goes_through_the_thread_instead(
-    orm: str, tmp_path: Path
+    client: ImmediateSqliteClient, tmp_path: Path
 ) -> None:
-    client = connection(orm)
-    assert isinstance(client, ImmediateSqliteClient)
     read = "SELECT value FROM counter WHERE id = ?"
     assert await client.read_on_loop(read, [1]) == [{"value": 0}]
     # SQLite seldom answers a WAL reader busy, and not on demand. A rollback-journal file under
