@@ -101,8 +101,10 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
         credentials.setdefault("maxsize", 10)
         credentials.setdefault("timeout", 5)
         credentials.setdefault("command_timeout", 10)
-        # No reset query on each connection's return to the pool (see api/postgres.py).
+        # No reset query on each connection's return to the pool, and a few connections held
+        # for the hot statements (see api/postgres.py).
         credentials["connection_class"] = PooledConnection
+        connection["engine"] = "api.postgres"
     # The connection is named after its dialect: tortoise caches compiled SQL per connection
     # name, so one process that talks to both kinds (the test suite) needs distinct names.
     return {

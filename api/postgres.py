@@ -1,4 +1,5 @@
-"""Keyturn's asyncpg connections: given back to the pool without asyncpg's reset query.
+"""Keyturn's tortoise engine for PostgreSQL: asyncpg connections that go back to the pool without
+a reset query, and a few held out of it for the hot statements.
 
 tortoise takes a connection from asyncpg's pool for every statement it runs outside a transaction,
 and asyncpg resets each connection it is given back with a query of its own (`SELECT
@@ -8,13 +9,147 @@ declares no cursors, listens to nothing (revocations travel through Redis) and n
 outside a transaction (server settings are given when a connection opens). asyncpg still rolls
 back a transaction left open on a returned connection; that part of the reset is not a query of
 `get_reset_query`, the documented hook this overrides.
+
+Even without the reset, taking a connection from the pool and giving it back costs more CPU than
+a short statement's own round trip (the give-back runs as a task of its own, under
+`asyncio.shield`), and tortoise adds its own layers around each statement. The statements that
+run on every refresh and on every access check that misses the cache (`models.statements`) run
+instead on a connection this client holds: at most `HELD_CONNECTIONS` of them, never more than a
+quarter of the pool, taken from the pool when first needed and given back when one fails or the
+client closes. When every held connection is busy, a statement takes one from the pool as usual.
+
+tortoise_config names this module as the engine of PostgreSQL URLs; tortoise reads `client_class`.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+from tortoise.backends.asyncpg.client import AsyncpgDBClient
+from tortoise.backends.base.client import PoolConnectionWrapper
+from tortoise.exceptions import IntegrityError, OperationalError
+
+HELD_CONNECTIONS = 2
+# SQLSTATE classes of errors that end or spoil the connection, not the statement: connection
+# exception, insufficient resources, operator intervention (a server shutting down or a backend
+# terminated), system error, internal error.
+_CONNECTION_CLASSES = frozenset({"08", "53", "57", "58", "XX"})
 
 
 class PooledConnection(asyncpg.Connection):  # type: ignore[misc]
     def get_reset_query(self) -> str:
         return ""
+
+
+class KeyturnAsyncpgClient(AsyncpgDBClient):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._idle: list[PoolConnectionProxy] = []  # held and free, the last used on top
+        self._held = 0  # held, free or busy
+        self._closing = False
+
+    @property
+    def may_hold(self) -> int:
+        """How many connections this client may keep out of the pool."""
+        return min(HELD_CONNECTIONS, int(self.pool_maxsize) // 4)
+
+    async def fetch_held(self, sql: str, values: list[Any]) -> list[asyncpg.Record]:
+        """Runs one statement, outside any transaction, on a held connection; on one from the
+        pool when every held one is busy. Errors are tortoise's, as for any other statement."""
+        held = await self._free_held() or await self._hold_another()
+        if held is None:
+            async with self.acquire_connection() as pooled:
+                return await self._fetch(pooled, sql, values)
+        try:
+            self.log.debug("%s: %s", sql, values)  # as tortoise logs every statement
+            rows: list[asyncpg.Record] = await held.fetch(sql, *values)
+        except asyncpg.PostgresError as exc:
+            # Refused by the server, which leaves the connection as it was (a statement outside
+            # a transaction keeps none open behind it), unless the error is the connection's.
+            await self._put_back(held, usable=exc.sqlstate[:2] not in _CONNECTION_CLASSES)
+            translated = _as_tortoise_error(exc)
+            if translated is None:
+                raise
+            raise translated from exc
+        except BaseException:
+            # Lost, timed out or cancelled mid-statement: the pool knows how to wait for a
+            # cancellation to finish, or to drop a connection that is gone.
+            await self._put_back(held, usable=False)
+            raise
+        await self._put_back(held, usable=True)
+        return rows
+
+    async def _fetch(
+        self, connection: PoolConnectionProxy, sql: str, values: list[Any]
+    ) -> list[asyncpg.Record]:
+        self.log.debug("%s: %s", sql, values)
+        try:
+            rows: list[asyncpg.Record] = await connection.fetch(sql, *values)
+        except asyncpg.PostgresError as exc:
+            translated = _as_tortoise_error(exc)
+            if translated is None:
+                raise
+            raise translated from exc
+        return rows
+
+    async def _free_held(self) -> PoolConnectionProxy | None:
+        while self._idle:
+            held = self._idle.pop()
+            if _alive(held):
+                return held
+            # Dropped while idle (the server restarted, or ended the backend): the pool has
+            # it back or cleans it up, and the statement goes on another connection.
+            await self._put_back(held, usable=False)
+        return None
+
+    async def _hold_another(self) -> PoolConnectionProxy | None:
+        if self._closing or self._held >= self.may_hold:
+            return None
+        self._held += 1
+        try:
+            await PoolConnectionWrapper(self, self._pool_init_lock).ensure_connection()
+            assert self._pool is not None
+            proxy: PoolConnectionProxy = await self._pool.acquire()
+        except BaseException:
+            self._held -= 1
+            raise
+        return proxy
+
+    async def _put_back(self, held: PoolConnectionProxy, *, usable: bool) -> None:
+        if usable and not self._closing and _alive(held):
+            self._idle.append(held)
+            return
+        # Given back to the pool, which closes it or makes it whole (also when close() began
+        # while it was busy: the pool is waiting for it).
+        self._held -= 1
+        if self._pool is not None:
+            await self._pool.release(held)
+
+    async def close(self) -> None:
+        self._closing = True
+        idle, self._idle = self._idle, []
+        for held in idle:
+            await self._put_back(held, usable=False)
+        await super().close()
+        self._closing = False
+
+
+def _alive(held: PoolConnectionProxy) -> bool:
+    try:
+        return not held.is_closed()
+    except asyncpg.InterfaceError:
+        return False  # closed, and already taken back by the pool (asyncpg does that itself)
+
+
+def _as_tortoise_error(exc: asyncpg.PostgresError) -> Exception | None:
+    """The exception tortoise raises for this one (its asyncpg client's translation), if any."""
+    if isinstance(exc, asyncpg.SyntaxOrAccessError | asyncpg.DataError):
+        return OperationalError(exc)
+    if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
+        return IntegrityError(exc)
+    return None
+
+
+client_class = KeyturnAsyncpgClient

@@ -18,6 +18,7 @@ from tortoise.queryset import QuerySet
 from models.audit import EVENT_COLUMNS, INSERT_EVENT, AuditEvent
 from models.statements import (
     OneTripTransactions,
+    Row,
     Statement,
     decode,
     decode_values,
@@ -208,7 +209,7 @@ class Rotated:
 
     __slots__ = ("_models", "_row", "role")
 
-    def __init__(self, row: dict[str, Any]) -> None:
+    def __init__(self, row: Row) -> None:
         self._row = row
         self._models: tuple[User, Session] | None = None
         self.role: Role = decode_values(User, row, "u_", ("role",))["role"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import re
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from tortoise import BaseDBAsyncClient
@@ -21,6 +21,8 @@ from tortoise.models import Model
 
 M = TypeVar("M", bound=Model)
 T = TypeVar("T")
+# A row by column name: a dict from tortoise or SQLite, an asyncpg Record from a held connection.
+Row = Mapping[str, Any]
 
 _PLACEHOLDER = re.compile(r"\?")
 
@@ -53,10 +55,14 @@ class Statement:
             sql = self._by_dialect[dialect] = for_dialect(self._write(), dialect)
         return sql
 
-    async def rows(self, conn: BaseDBAsyncClient, values: list[Any]) -> list[dict[str, Any]]:
+    async def rows(self, conn: BaseDBAsyncClient, values: list[Any]) -> Sequence[Row]:
+        """The rows it returns; on PostgreSQL outside a transaction, run on a connection the
+        client holds for these statements (see api/postgres.py, `fetch_held`)."""
+        if isinstance(conn, HeldConnections):
+            return await conn.fetch_held(self.sql(conn), values)
         return await conn.execute_query_dict(self.sql(conn), values)
 
-    async def lookup(self, conn: BaseDBAsyncClient, values: list[Any]) -> list[dict[str, Any]]:
+    async def lookup(self, conn: BaseDBAsyncClient, values: list[Any]) -> Sequence[Row]:
         """`rows` for a short read outside any transaction: on SQLite, on the event loop's own
         thread (see api/sqlite.py, `read_on_loop`)."""
         if isinstance(conn, LoopReads):
@@ -77,6 +83,14 @@ class OneTripTransactions(Protocol):
 
 
 @runtime_checkable
+class HeldConnections(Protocol):
+    """A client that runs a statement on a connection it holds (Keyturn's PostgreSQL,
+    api/postgres.py); transactions run on their own connection and are never one."""
+
+    async def fetch_held(self, sql: str, values: list[Any]) -> Sequence[Row]: ...
+
+
+@runtime_checkable
 class LoopReads(Protocol):
     """A client that can run a short read on the event loop's thread (api/sqlite.py)."""
 
@@ -89,13 +103,13 @@ def encode(model: type[Model], *values: tuple[str, Any]) -> list[Any]:
     return [fields[name].to_db_value(value, model) for name, value in values]
 
 
-def decode(model: type[M], row: dict[str, Any], prefix: str) -> M:
+def decode(model: type[M], row: Row, prefix: str) -> M:
     """A model instance from the `prefix`-aliased columns of a row, as the ORM builds one."""
     return model._init_from_db(**{column: row[prefix + column] for column in columns(model)})
 
 
 def decode_values(
-    model: type[Model], row: dict[str, Any], prefix: str, names: tuple[str, ...]
+    model: type[Model], row: Row, prefix: str, names: tuple[str, ...]
 ) -> dict[str, Any]:
     """Some of a model's columns from the `prefix`-aliased columns of a row, as Python values."""
     fields = model._meta.fields_map

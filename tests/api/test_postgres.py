@@ -1,15 +1,20 @@
-"""Keyturn's asyncpg connections go back to the pool without a reset query (api/postgres.py)."""
+"""Keyturn's asyncpg connections (api/postgres.py): back to the pool without a reset query, and a
+few held out of it for the hot statements."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 from tortoise import Tortoise
+from tortoise.exceptions import IntegrityError, OperationalError
+from tortoise.transactions import in_transaction
 
-from api.db import connection, tortoise_config
-from api.postgres import PooledConnection
+from api.db import connection, is_unavailable, tortoise_config
+from api.postgres import KeyturnAsyncpgClient, PooledConnection, _alive
+from models.statements import HeldConnections
 from tests.conftest import pg_url, require_service
 
 
@@ -78,3 +83,173 @@ async def test_a_transaction_left_open_is_still_rolled_back_on_release(pg: str) 
         assert await proxy.fetchval("SELECT pg_backend_pid()") == pid  # the same connection
         assert not proxy._con.is_in_transaction()
         assert await proxy.fetchval("SELECT to_regclass('pg_temp.left_open')") is None
+
+
+# Held connections: the hot statements skip the pool (api/postgres.py, `fetch_held`).
+
+
+def _client(url: str) -> KeyturnAsyncpgClient:
+    client = connection(url)
+    assert isinstance(client, KeyturnAsyncpgClient)
+    return client
+
+
+async def _pid(client: KeyturnAsyncpgClient, sleep: float = 0) -> int:
+    rows = await client.fetch_held("SELECT pg_backend_pid() AS pid, pg_sleep($1)", [sleep])
+    pid: int = rows[0]["pid"]
+    return pid
+
+
+async def test_postgres_urls_get_keyturns_client_holding_two_connections_at_most(pg: str) -> None:
+    client = _client(pg)
+    assert client.may_hold == 2
+    assert isinstance(client, HeldConnections)
+    async with in_transaction(client.connection_name) as transaction:
+        # A transaction's statements run on its own connection, never on a held one.
+        assert not isinstance(transaction, HeldConnections)
+
+
+async def test_a_small_pool_lends_none_of_its_connections(pg_database: str | None) -> None:
+    require_service("PostgreSQL", pg_database is not None)
+    assert pg_database is not None
+    url = pg_url(pg_database) + "?maxsize=3"
+    await Tortoise.init(config=tortoise_config(url))
+    try:
+        client = _client(url)
+        assert client.may_hold == 0
+        first, second = await _pid(client), await _pid(client)
+        assert first == second  # the pool's one idle connection, taken and given back
+        assert client._pool is not None
+        assert client._pool.get_idle_size() == client._pool.get_size()  # none kept out
+    finally:
+        await Tortoise.close_connections()
+
+
+async def test_statements_run_on_a_held_connection_kept_out_of_the_pool(pg: str) -> None:
+    client = _client(pg)
+    pool = client._pool
+    assert pool is not None
+    first = await _pid(client)
+    assert await _pid(client) == first
+    # Out of the pool: tortoise's own queries never get it.
+    async with pool.acquire() as proxy:
+        assert await proxy.fetchval("SELECT pg_backend_pid()") != first
+
+
+async def test_when_every_held_connection_is_busy_a_statement_takes_one_from_the_pool(
+    pg: str,
+) -> None:
+    client = _client(pg)
+    pids = await asyncio.gather(*(_pid(client, 0.3) for _ in range(4)))
+    assert len(set(pids)) == 4
+    assert client._held == 2  # two held, the other two went back to the pool
+    assert len(client._idle) == 2
+    assert {await _pid(client), await _pid(client)} <= set(pids)
+
+
+async def test_a_refused_statement_raises_tortoises_error_and_keeps_the_connection(
+    pg: str,
+) -> None:
+    client = _client(pg)
+    pid = await _pid(client)
+    with pytest.raises(OperationalError):
+        await client.fetch_held("SELECT * FROM no_such_table", [])
+    with pytest.raises(OperationalError):
+        await client.fetch_held("SELECT 1 / $1::int", [0])  # a DataError, as tortoise says
+    await client.fetch_held("CREATE TEMP TABLE once (id int PRIMARY KEY)", [])
+    await client.fetch_held("INSERT INTO once VALUES (1)", [])
+    with pytest.raises(IntegrityError):
+        await client.fetch_held("INSERT INTO once VALUES (1)", [])
+    assert await _pid(client) == pid
+
+
+async def test_an_error_tortoise_does_not_translate_passes_through_unchanged(pg: str) -> None:
+    client = _client(pg)
+    pid = await _pid(client)
+    await client.fetch_held(
+        "CREATE FUNCTION pg_temp.refuse() RETURNS int LANGUAGE plpgsql "
+        "AS $$ BEGIN RAISE EXCEPTION 'refused here'; END $$",
+        [],
+    )
+    with pytest.raises(asyncpg.RaiseError, match="refused here"):
+        await client.fetch_held("SELECT pg_temp.refuse()", [])
+    assert await _pid(client) == pid
+
+
+async def test_a_statement_cancelled_midway_gives_its_connection_back_to_the_pool(
+    pg: str,
+) -> None:
+    client = _client(pg)
+    pool = client._pool
+    assert pool is not None
+    pid = await _pid(client)
+    task = asyncio.create_task(_pid(client, 30))
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert client._held == 0
+    assert client._idle == []
+    # The pool waited for the server to cancel it: the connection is whole again, and the
+    # next statement holds a connection again.
+    async with pool.acquire() as proxy:
+        assert await proxy.fetchval("SELECT 1") == 1
+    await _pid(client)
+    assert client._held == 1
+    # Nothing is left running on the server.
+    rows = await client.fetch_held(
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE pid = $1 AND state = 'active' "
+        "AND pid <> pg_backend_pid()",
+        [pid],
+    )
+    assert rows[0]["n"] == 0
+
+
+async def test_a_held_connection_the_server_dropped_is_replaced(pg: str) -> None:
+    client = _client(pg)
+    pid = await _pid(client)
+    (held,) = client._idle
+    async with client.acquire_connection() as other:
+        await other.fetch("SELECT pg_terminate_backend($1)", pid)
+    async with asyncio.timeout(5):
+        # Until the server's notice reaches the idle connection (asyncpg has no event for it).
+        while _alive(held):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    # The next statement does not meet the dead connection: the pool gets it back and
+    # replaces it.
+    assert await _pid(client) != pid
+    assert client._held == 1
+
+
+async def test_a_held_connection_dropped_mid_statement_goes_back_to_the_pool(pg: str) -> None:
+    client = _client(pg)
+    pid = await _pid(client)
+    async with client.acquire_connection() as other:
+        running = asyncio.create_task(_pid(client, 30))
+        async with asyncio.timeout(5):
+            while not await other.fetchval(  # noqa: ASYNC110 (the server's view, no event)
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active'", pid
+            ):
+                await asyncio.sleep(0.01)
+        await other.fetch("SELECT pg_terminate_backend($1)", pid)
+    # The statement fails as the database being unavailable, and its connection is not kept.
+    with pytest.raises(asyncpg.ConnectionDoesNotExistError) as failed:
+        await running
+    assert is_unavailable(failed.value)
+    assert client._held == 0
+    assert await _pid(client) != pid
+
+
+async def test_close_gives_the_held_connections_back_at_once(pg_database: str | None) -> None:
+    require_service("PostgreSQL", pg_database is not None)
+    assert pg_database is not None
+    url = pg_url(pg_database)
+    await Tortoise.init(config=tortoise_config(url))
+    client = _client(url)
+    await asyncio.gather(_pid(client, 0.1), _pid(client, 0.1))
+    assert client._held == 2
+    # asyncpg's close waits for every connection out of the pool; tortoise gives up after
+    # ten seconds and terminates them. Held ones go back first, so close does not wait.
+    await asyncio.wait_for(Tortoise.close_connections(), 5)
+    assert client._held == 0
+    assert client._pool is None
