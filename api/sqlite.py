@@ -51,9 +51,10 @@ class ImmediateTransactionWrapper(SqliteTransactionWrapper):
     async def begin(self) -> None:
         try:
             if self._connection.in_transaction:
-                # Left open by an interrupted transaction; tortoise commits unconditionally,
-                # a round trip to the connection's thread on every transaction.
-                await self._connection.commit()
+                # Left open by an interrupted transaction: what it did is not ours to commit
+                # (tortoise's own wrapper commits it, and does so with a round trip to the
+                # connection's thread before every transaction).
+                await self._connection.rollback()
             await self._connection.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise OperationalError(exc) from exc

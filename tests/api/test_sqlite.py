@@ -232,6 +232,33 @@ async def test_a_transaction_in_one_trip_waits_for_the_lock_and_then_is_unavaila
     assert await _state(orm) == (0, 0)
 
 
+async def _leave_a_transaction_open(client: ImmediateSqliteClient) -> None:
+    """What an interrupted transaction leaves: BEGIN and a write, never committed."""
+    await client.execute_query("SELECT 1")  # the connection opens with its first statement
+    raw = client._connection
+    assert raw is not None
+    await raw.execute("BEGIN IMMEDIATE")
+    await raw.execute("UPDATE counter SET value = 99 WHERE id = 1")
+    assert raw.in_transaction
+
+
+async def test_a_transaction_left_open_is_rolled_back_by_the_next_one(
+    orm: str, client: ImmediateSqliteClient
+) -> None:
+    await _leave_a_transaction_open(client)
+    async with in_transaction("sqlite") as tx:
+        await tx.execute_query("INSERT INTO ledger (value) VALUES (1)")
+    assert await _state(orm) == (0, 1)  # the leftover write is gone, the new one is in
+
+
+async def test_a_transaction_left_open_is_rolled_back_by_one_in_one_trip(
+    orm: str, client: ImmediateSqliteClient
+) -> None:
+    await _leave_a_transaction_open(client)
+    await client.run_in_transaction(lambda db: db.execute("INSERT INTO ledger (value) VALUES (1)"))
+    assert await _state(orm) == (0, 1)
+
+
 async def _thread_statements(client: ImmediateSqliteClient, ran: list[str]) -> None:
     await client._connection.set_trace_callback(ran.append)  # type: ignore[union-attr]
 
