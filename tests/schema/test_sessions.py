@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from api.access import Account, Principal
+from api.access import MAX_READS_AHEAD, Account, Principal
 from api.auth import logout_all
 from api.clients import ClientInfo
 from models import AuditEvent, Role
@@ -307,6 +307,30 @@ async def test_a_busy_session_is_re_read_ahead_and_never_waits_for_the_database(
         caplog.clear()
         assert not (await api.gql("{ me { id } }", token=token)).errors
         assert access_reads(caplog) == 0  # answered by the read made ahead
+
+
+async def test_no_more_than_max_reads_ahead_run_at_once(
+    api: Harness, user: UserRow, caplog: pytest.LogCaptureFixture
+) -> None:
+    ttl = api.settings.revocation_cache_ttl
+    tokens = [(await api.login())["accessToken"] for _ in range(MAX_READS_AHEAD + 2)]
+    for token in tokens:
+        await api.kt.access.authenticate(token)  # each session's row read and cached
+    await asyncio.sleep(ttl * 0.6)
+    with caplog.at_level(logging.DEBUG, logger="tortoise.db_client"):
+        caplog.clear()
+        # Every check answers from the cache, and each would start a read ahead; all of them
+        # run before any of those reads, so the bound alone decides how many start.
+        await asyncio.gather(*(api.kt.access.authenticate(token) for token in tokens))
+        await asyncio.sleep(0.1)
+        assert access_reads(caplog) == MAX_READS_AHEAD
+        await asyncio.sleep(ttl * 0.5)  # the first reads are older than the TTL now
+        caplog.clear()
+        # gather ran the checks in order: the last two were refused a read ahead, so their
+        # answers are too old now and each of their next checks reads the row.
+        for token in tokens[MAX_READS_AHEAD:]:
+            await api.kt.access.authenticate(token)
+        assert access_reads(caplog) == 2
 
 
 async def test_a_revocation_still_bites_within_the_ttl_with_reads_ahead(
