@@ -100,27 +100,35 @@ async def _pid(client: KeyturnAsyncpgClient, sleep: float = 0) -> int:
     return pid
 
 
-async def test_postgres_urls_get_keyturns_client_holding_two_connections_at_most(pg: str) -> None:
+async def test_postgres_urls_get_keyturns_client_holding_four_connections_at_most(pg: str) -> None:
     client = _client(pg)
-    assert client.may_hold == 2
+    assert client.may_hold == 4  # of the default pool of ten
     assert isinstance(client, HeldConnections)
     async with in_transaction(client.connection_name) as transaction:
         # A transaction's statements run on its own connection, never on a held one.
         assert not isinstance(transaction, HeldConnections)
 
 
-async def test_a_small_pool_lends_none_of_its_connections(pg_database: str | None) -> None:
+@pytest.mark.parametrize(("maxsize", "held"), [(1, 0), (3, 1), (6, 3)])
+async def test_a_small_pool_lends_at_most_half_of_its_connections(
+    pg_database: str | None, maxsize: int, held: int
+) -> None:
     require_service("PostgreSQL", pg_database is not None)
     assert pg_database is not None
-    url = pg_url(pg_database) + "?maxsize=3"
+    url = pg_url(pg_database) + f"?maxsize={maxsize}"
     await Tortoise.init(config=tortoise_config(url))
     try:
         client = _client(url)
-        assert client.may_hold == 0
-        first, second = await _pid(client), await _pid(client)
-        assert first == second  # the pool's one idle connection, taken and given back
+        assert client.may_hold == held
+        pids = await asyncio.gather(*(_pid(client, 0.2) for _ in range(maxsize + 1)))
+        assert client._held == held
+        if held == 0:
+            # Every statement went through the pool, which queued the one too many.
+            assert len(set(pids)) == maxsize
+        else:
+            assert len(set(pids)) == held
         assert client._pool is not None
-        assert client._pool.get_idle_size() == client._pool.get_size()  # none kept out
+        assert client._pool.get_size() - client._pool.get_idle_size() == held  # kept out
     finally:
         await Tortoise.close_connections()
 
@@ -136,15 +144,16 @@ async def test_statements_run_on_a_held_connection_kept_out_of_the_pool(pg: str)
         assert await proxy.fetchval("SELECT pg_backend_pid()") != first
 
 
-async def test_when_every_held_connection_is_busy_a_statement_takes_one_from_the_pool(
-    pg: str,
-) -> None:
+async def test_when_every_held_connection_is_busy_a_statement_waits_for_one(pg: str) -> None:
     client = _client(pg)
-    pids = await asyncio.gather(*(_pid(client, 0.3) for _ in range(4)))
-    assert len(set(pids)) == 4
-    assert client._held == 2  # two held, the other two went back to the pool
-    assert len(client._idle) == 2
-    assert {await _pid(client), await _pid(client)} <= set(pids)
+    pids = await asyncio.gather(*(_pid(client, 0.2) for _ in range(6)))
+    assert len(set(pids)) == 4  # the last two ran on held connections too, once free
+    assert client._held == 4
+    assert len(client._idle) == 4
+    pool = client._pool
+    assert pool is not None
+    async with pool.acquire() as proxy:
+        assert await proxy.fetchval("SELECT pg_backend_pid()") not in pids
 
 
 async def test_a_refused_statement_raises_tortoises_error_and_keeps_the_connection(
