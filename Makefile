@@ -66,7 +66,7 @@ migrations: install
 	$(BIN)/python -m api.migrations make $(NAME) postgres
 
 # Benchmarks (wrk on loopback; SQLite and the PostgreSQL on 127.0.0.1:5432): prints the figures
-# and writes them into docs/performance.md. About 15 minutes; see docs/performance.md.
+# and writes them into docs/performance.md. About 20 minutes; see docs/performance.md.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 bench: install
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }

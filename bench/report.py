@@ -33,6 +33,11 @@ def _paired(results: dict[Key, list[WrkResult]], a: Key, b: Key) -> list[float] 
     return [x.rps / y.rps for x, y in zip(runs_a, runs_b, strict=True) if y.rps]
 
 
+def floor_next_to(db: str, workers: int) -> Key:
+    """The key of the floor's `me` run right before Keyturn's `me` on `db`."""
+    return ("floor", f"next to {db}", workers, "me")
+
+
 def _median_p99(results: dict[Key, list[WrkResult]], key: Key) -> float | None:
     runs = results.get(key)
     return statistics.median(r.p99_ms for r in runs) if runs else None
@@ -119,7 +124,11 @@ def render(
 
     for db in dbs:
         for w in counts:
-            value, spread = paired(("keyturn", db, w, "me"), ("floor", "-", w, "me"))
+            # The floor's run just before this server's `me` (bench/run.py, `floor_next_to`).
+            floor = floor_next_to(db, w)
+            if floor not in results:
+                floor = ("floor", "-", w, "me")
+            value, spread = paired(("keyturn", db, w, "me"), floor)
             note = "" if w == 1 else " (informational)"
             row(
                 f"me / framework floor{note}",

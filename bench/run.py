@@ -169,7 +169,7 @@ def print_summary(key: Key, runs: list[WrkResult]) -> None:
     p99 = statistics.median(r.p99_ms for r in runs)
     errors = sum(r.errors for r in runs)
     print(
-        f"  {server:8} {db:8} {workers}w {case:12} {rps:9.0f} req/s  p99 {p99:6.1f} ms"
+        f"  {server:8} {db:16} {workers}w {case:12} {rps:9.0f} req/s  p99 {p99:6.1f} ms"
         + (f"  ERRORS {errors}" if errors else ""),
         flush=True,
     )
@@ -213,6 +213,7 @@ def main() -> None:
         ] = []  # `me` everywhere and `refresh`, next to each other: the ratios pair these
         rest: list[Job] = []
         baseline_tokens = ""
+        floors: dict[int, Server] = {}
         for db in dbs:
             print(f"{db}: migrating and seeding {SEED_SESSIONS} sessions", flush=True)
             url, cleanup = asyncio.run(prepare_database(db, workdir))
@@ -235,9 +236,15 @@ def main() -> None:
                     for workers in worker_counts:
                         server = stack.enter_context(Server(app, env, workers, workdir))
                         first.append(me_job(plan, (name, "-", workers), "me", server, me_file))
+                        if name == "floor":
+                            floors[workers] = server
             for workers in worker_counts:
                 server = stack.enter_context(Server(KEYTURN, env, workers, workdir))
                 key = ("keyturn", db, workers)
+                # The floor again right before this server's me, so that the two runs the
+                # me / floor ratio pairs are seconds apart, not a minute.
+                floor_key = report.floor_next_to(db, workers)
+                first.append(me_job(plan, floor_key[:3], "me", floors[workers], baseline_tokens))
                 first.append(me_job(plan, key, "me", server, me_file))
                 jobs_here = keyturn_jobs(plan, key, server, live, cold_file, me_file)
                 # refresh right after this server's me: the refresh/me ratio pairs them.
