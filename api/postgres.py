@@ -80,7 +80,8 @@ class KeyturnAsyncpgClient(AsyncpgDBClient):
                 # Refused by the server, which leaves the connection as it was (a statement
                 # outside a transaction keeps none open behind it), unless the error is the
                 # connection's.
-                await self._put_back(held, usable=exc.sqlstate[:2] not in _CONNECTION_CLASSES)
+                kept = (exc.sqlstate or "XX")[:2] not in _CONNECTION_CLASSES  # unknown: drop
+                await self._put_back(held, usable=kept)
                 translated = _as_tortoise_error(exc)
                 if translated is None:
                     raise
