@@ -26,6 +26,7 @@ tortoise_config names this module as the engine of PostgreSQL URLs; tortoise rea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import asyncpg
@@ -50,7 +51,6 @@ class KeyturnAsyncpgClient(AsyncpgDBClient):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._idle: list[PoolConnectionProxy] = []  # held and free, the last used on top
-        self._held = 0  # held, free or busy
         self._closing = False
         # One slot per connection that may be held: a statement that finds them all busy
         # waits for one, which is never long (each holds one short statement, and asyncpg's
@@ -65,49 +65,43 @@ class KeyturnAsyncpgClient(AsyncpgDBClient):
     async def fetch_held(self, sql: str, values: list[Any]) -> list[asyncpg.Record]:
         """Runs one statement, outside any transaction, on a held connection (waiting for one
         when all are busy). Errors are tortoise's, as for any other statement."""
-        if self._slots is None:  # a pool too small to lend any
-            async with self.acquire_connection() as pooled:
-                return await self._fetch(pooled, sql, values)
-        async with self._slots:
-            held = await self._free_held() or await self._hold_another()
-            if held is None:  # closing
-                async with self.acquire_connection() as pooled:
-                    return await self._fetch(pooled, sql, values)
-            try:
-                self.log.debug("%s: %s", sql, values)  # as tortoise logs every statement
-                rows: list[asyncpg.Record] = await held.fetch(sql, *values)
-            except asyncpg.PostgresError as exc:
-                # Refused by the server, which leaves the connection as it was (a statement
-                # outside a transaction keeps none open behind it), unless the error is the
-                # connection's.
-                kept = (exc.sqlstate or "XX")[:2] not in _CONNECTION_CLASSES  # unknown: drop
-                await self._put_back(held, usable=kept)
-                translated = _as_tortoise_error(exc)
-                if translated is None:
-                    raise
-                raise translated from exc
-            except BaseException:
-                # Lost, timed out or cancelled mid-statement: the pool knows how to wait for a
-                # cancellation to finish, or to drop a connection that is gone.
-                await self._put_back(held, usable=False)
-                raise
-            await self._put_back(held, usable=True)
-            return rows
-
-    async def _fetch(
-        self, connection: PoolConnectionProxy, sql: str, values: list[Any]
-    ) -> list[asyncpg.Record]:
-        self.log.debug("%s: %s", sql, values)
+        self.log.debug("%s: %s", sql, values)  # as tortoise logs every statement
         try:
-            rows: list[asyncpg.Record] = await connection.fetch(sql, *values)
+            async with self._slots or contextlib.nullcontext():
+                held = await self._take() if self._slots is not None else None
+                if held is None:  # a pool too small to lend any, or closing
+                    async with self.acquire_connection() as pooled:
+                        rows: list[asyncpg.Record] = await pooled.fetch(sql, *values)
+                        return rows
+                return await self._fetch_on(held, sql, values)
         except asyncpg.PostgresError as exc:
             translated = _as_tortoise_error(exc)
             if translated is None:
                 raise
             raise translated from exc
+
+    async def _fetch_on(
+        self, held: PoolConnectionProxy, sql: str, values: list[Any]
+    ) -> list[asyncpg.Record]:
+        try:
+            rows: list[asyncpg.Record] = await held.fetch(sql, *values)
+        except asyncpg.PostgresError as exc:
+            # Refused by the server, which leaves the connection as it was (a statement outside
+            # a transaction keeps none open behind it), unless the error is the connection's.
+            kept = (exc.sqlstate or "XX")[:2] not in _CONNECTION_CLASSES  # unknown: drop
+            await self._put_back(held, usable=kept)
+            raise
+        except BaseException:
+            # Lost, timed out or cancelled mid-statement: the pool knows how to wait for a
+            # cancellation to finish, or to drop a connection that is gone.
+            await self._put_back(held, usable=False)
+            raise
+        await self._put_back(held, usable=True)
         return rows
 
-    async def _free_held(self) -> PoolConnectionProxy | None:
+    async def _take(self) -> PoolConnectionProxy | None:
+        """A held connection, under a slot: a free one, else one more from the pool (fewer
+        than may_hold are held when no slot's connection is free); None when closing."""
         while self._idle:
             held = self._idle.pop()
             if _alive(held):
@@ -115,30 +109,19 @@ class KeyturnAsyncpgClient(AsyncpgDBClient):
             # Dropped while idle (the server restarted, or ended the backend): the pool has
             # it back or cleans it up, and the statement goes on another connection.
             await self._put_back(held, usable=False)
-        return None
-
-    async def _hold_another(self) -> PoolConnectionProxy | None:
-        # Under a slot, with none free: fewer than may_hold are held.
         if self._closing:
             return None
-        self._held += 1
-        try:
-            await PoolConnectionWrapper(self, self._pool_init_lock).ensure_connection()
-            assert self._pool is not None
-            proxy: PoolConnectionProxy = await self._pool.acquire()
-        except BaseException:
-            self._held -= 1
-            raise
+        await PoolConnectionWrapper(self, self._pool_init_lock).ensure_connection()
+        assert self._pool is not None
+        proxy: PoolConnectionProxy = await self._pool.acquire()
         return proxy
 
     async def _put_back(self, held: PoolConnectionProxy, *, usable: bool) -> None:
         if usable and not self._closing and _alive(held):
             self._idle.append(held)
-            return
-        # Given back to the pool, which closes it or makes it whole (also when close() began
-        # while it was busy: the pool is waiting for it).
-        self._held -= 1
-        if self._pool is not None:
+        elif self._pool is not None:
+            # Given back to the pool, which closes it or makes it whole (also when close()
+            # began while it was busy: the pool is waiting for it).
             await self._pool.release(held)
 
     async def close(self) -> None:

@@ -94,6 +94,13 @@ def _client(url: str) -> KeyturnAsyncpgClient:
     return client
 
 
+def _kept_out(client: KeyturnAsyncpgClient) -> int:
+    """Connections out of the pool: the held ones, when no other statement is running."""
+    pool = client._pool
+    assert pool is not None
+    return pool.get_size() - pool.get_idle_size()
+
+
 async def _pid(client: KeyturnAsyncpgClient, sleep: float = 0) -> int:
     rows = await client.fetch_held("SELECT pg_backend_pid() AS pid, pg_sleep($1)", [sleep])
     pid: int = rows[0]["pid"]
@@ -121,14 +128,12 @@ async def test_a_small_pool_lends_at_most_half_of_its_connections(
         client = _client(url)
         assert client.may_hold == held
         pids = await asyncio.gather(*(_pid(client, 0.2) for _ in range(maxsize + 1)))
-        assert client._held == held
+        assert _kept_out(client) == held
         if held == 0:
             # Every statement went through the pool, which queued the one too many.
             assert len(set(pids)) == maxsize
         else:
             assert len(set(pids)) == held
-        assert client._pool is not None
-        assert client._pool.get_size() - client._pool.get_idle_size() == held  # kept out
     finally:
         await Tortoise.close_connections()
 
@@ -148,7 +153,7 @@ async def test_when_every_held_connection_is_busy_a_statement_waits_for_one(pg: 
     client = _client(pg)
     pids = await asyncio.gather(*(_pid(client, 0.2) for _ in range(6)))
     assert len(set(pids)) == 4  # the last two ran on held connections too, once free
-    assert client._held == 4
+    assert _kept_out(client) == 4
     assert len(client._idle) == 4
     pool = client._pool
     assert pool is not None
@@ -197,14 +202,14 @@ async def test_a_statement_cancelled_midway_gives_its_connection_back_to_the_poo
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert client._held == 0
+    assert _kept_out(client) == 0
     assert client._idle == []
     # The pool waited for the server to cancel it: the connection is whole again, and the
     # next statement holds a connection again.
     async with pool.acquire() as proxy:
         assert await proxy.fetchval("SELECT 1") == 1
     await _pid(client)
-    assert client._held == 1
+    assert _kept_out(client) == 1
     # Nothing is left running on the server.
     rows = await client.fetch_held(
         "SELECT count(*) AS n FROM pg_stat_activity WHERE pid = $1 AND state = 'active' "
@@ -227,7 +232,7 @@ async def test_a_held_connection_the_server_dropped_is_replaced(pg: str) -> None
     # The next statement does not meet the dead connection: the pool gets it back and
     # replaces it.
     assert await _pid(client) != pid
-    assert client._held == 1
+    assert _kept_out(client) == 1
 
 
 async def test_a_held_connection_dropped_mid_statement_goes_back_to_the_pool(pg: str) -> None:
@@ -245,7 +250,7 @@ async def test_a_held_connection_dropped_mid_statement_goes_back_to_the_pool(pg:
     with pytest.raises(asyncpg.ConnectionDoesNotExistError) as failed:
         await running
     assert is_unavailable(failed.value)
-    assert client._held == 0
+    assert _kept_out(client) == 0
     assert await _pid(client) != pid
 
 
@@ -256,9 +261,26 @@ async def test_close_gives_the_held_connections_back_at_once(pg_database: str | 
     await Tortoise.init(config=tortoise_config(url))
     client = _client(url)
     await asyncio.gather(_pid(client, 0.1), _pid(client, 0.1))
-    assert client._held == 2
+    assert _kept_out(client) == 2
     # asyncpg's close waits for every connection out of the pool; tortoise gives up after
     # ten seconds and terminates them. Held ones go back first, so close does not wait.
     await asyncio.wait_for(Tortoise.close_connections(), 5)
-    assert client._held == 0
+    assert client._idle == []
     assert client._pool is None
+
+
+async def test_close_lets_a_busy_held_connection_finish_and_takes_it_back(
+    pg_database: str | None,
+) -> None:
+    require_service("PostgreSQL", pg_database is not None)
+    assert pg_database is not None
+    url = pg_url(pg_database)
+    await Tortoise.init(config=tortoise_config(url))
+    client = _client(url)
+    busy = asyncio.create_task(_pid(client, 0.5))
+    await asyncio.sleep(0.2)  # the statement is running on a held connection
+    # The statement finishes while close waits for its connection, which then goes back to
+    # the pool instead of staying held (were it kept, close would wait ten seconds).
+    await asyncio.wait_for(Tortoise.close_connections(), 5)
+    assert await busy > 0
+    assert client._idle == []
