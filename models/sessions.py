@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from tortoise import fields
 from tortoise.expressions import Q
@@ -23,6 +23,7 @@ from models.statements import (
     decode,
     decode_values,
     encode,
+    provides,
     select_list,
 )
 from models.users import Role, User
@@ -236,7 +237,7 @@ async def rotate_refresh_token(rotation: Rotation, event: list[Any]) -> Rotated 
     if conn.capabilities.dialect == "postgres":
         rows = await ROTATE_AND_RECORD.rows(conn, values + event)
     else:
-        if not isinstance(conn, OneTripTransactions):
+        if not provides(type(conn), OneTripTransactions):
             raise TypeError(f"{type(conn).__name__} cannot run a transaction in one trip")
         rotate, record, read = (
             _ROTATE.sql(conn),
@@ -251,7 +252,7 @@ async def rotate_refresh_token(rotation: Rotation, event: list[Any]) -> Rotated 
             db.execute(record, event)
             return [dict(row) for row in db.execute(read, key)]
 
-        rows = await conn.run_in_transaction(rotate_and_record)
+        rows = await cast(OneTripTransactions, conn).run_in_transaction(rotate_and_record)
     return Rotated(rows[0]) if rows else None
 
 
