@@ -124,11 +124,8 @@ def render(
 
     for db in dbs:
         for w in counts:
-            # The floor's run just before this server's `me` (bench/run.py, `floor_next_to`).
-            floor = floor_next_to(db, w)
-            if floor not in results:
-                floor = ("floor", "-", w, "me")
-            value, spread = paired(("keyturn", db, w, "me"), floor)
+            # Paired with the floor's run just before this server's `me` (bench/run.py).
+            value, spread = paired(("keyturn", db, w, "me"), floor_next_to(db, w))
             note = "" if w == 1 else " (informational)"
             row(
                 f"me / framework floor{note}",
