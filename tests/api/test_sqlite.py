@@ -327,3 +327,92 @@ async def test_a_busy_read_on_the_loop_goes_through_the_thread_instead(
         client._reader = own_reader
         holder.close()
         reader.close()
+
+
+async def test_calls_that_arrive_together_share_one_transaction(
+    orm: str, client: ImmediateSqliteClient
+) -> None:
+    await client.execute_query("SELECT 1")  # the writer's connection is open
+    ran: list[str] = []
+    await _thread_statements(client, ran)
+    results = await asyncio.gather(
+        *(client.run_in_transaction(lambda db, v=v: _counter_and_ledger(db, v)) for v in range(20))
+    )
+    assert results == list(range(1, 21))  # each caller gets its own work's result, in order
+    assert ran.count("BEGIN IMMEDIATE") == 1
+    assert ran.count("COMMIT") == 1
+    assert await _state(orm) == (19, 20)
+
+
+async def test_a_call_that_fails_in_a_shared_transaction_undoes_only_itself(
+    orm: str, client: ImmediateSqliteClient
+) -> None:
+    def half_then_fail(db: sqlite3.Connection) -> None:
+        _counter_and_ledger(db, 9)
+        db.execute("INSERT INTO ledger (id, value) VALUES (1, 0)")  # the first call's row
+
+    first, failed, last = await asyncio.gather(
+        client.run_in_transaction(lambda db: _counter_and_ledger(db, 1)),
+        client.run_in_transaction(half_then_fail),
+        client.run_in_transaction(lambda db: _counter_and_ledger(db, 3)),
+        return_exceptions=True,
+    )
+    assert (first, last) == (1, 2)
+    assert isinstance(failed, IntegrityError)
+    assert await _state(orm) == (3, 2)  # neither the failed call's update nor its row
+
+
+async def test_a_call_whose_caller_gave_up_before_it_began_never_runs(
+    orm: str, client: ImmediateSqliteClient
+) -> None:
+    async with client.acquire_connection():  # as a transaction through tortoise holds it
+        first = asyncio.create_task(
+            client.run_in_transaction(lambda db: _counter_and_ledger(db, 1))
+        )
+        await asyncio.sleep(0.01)  # its transaction has begun, waiting for the connection
+        given_up = asyncio.create_task(
+            client.run_in_transaction(lambda db: _counter_and_ledger(db, 2))
+        )
+        await asyncio.sleep(0.01)
+        given_up.cancel()
+    assert await first == 1
+    with pytest.raises(asyncio.CancelledError):
+        await given_up
+    assert await _state(orm) == (1, 1)
+
+
+async def test_every_call_in_a_transaction_that_cannot_begin_hears_so(
+    orm: str, client: ImmediateSqliteClient, sqlite_file: Path
+) -> None:
+    await client.execute_query("SELECT 1")  # the writer's connection is open
+    ran: list[str] = []
+    await _thread_statements(client, ran)
+    holder = sqlite3.connect(sqlite_file, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        failures = await asyncio.gather(
+            *(client.run_in_transaction(lambda db: _counter_and_ledger(db, 1)) for _ in range(3)),
+            return_exceptions=True,
+        )
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert all(isinstance(f, OperationalError) and is_unavailable(f) for f in failures), failures
+    assert ran.count("BEGIN IMMEDIATE") == 1  # one wait for the lock, not one for each call
+    assert await _state(orm) == (0, 0)
+    assert await client.run_in_transaction(lambda db: _counter_and_ledger(db, 5)) == 1
+
+
+async def test_closing_the_connection_commits_what_was_asked_first(
+    orm: str, client: ImmediateSqliteClient, sqlite_file: Path
+) -> None:
+    calls = [
+        asyncio.create_task(client.run_in_transaction(lambda db, v=v: _counter_and_ledger(db, v)))
+        for v in range(1, 6)
+    ]
+    await asyncio.sleep(0)  # the calls are queued; none has run
+    await Tortoise.close_connections()
+    assert await asyncio.gather(*calls) == [1, 2, 3, 4, 5]
+    with closing(sqlite3.connect(sqlite_file)) as db:
+        assert db.execute("SELECT value FROM counter").fetchone() == (5,)
+        assert db.execute("SELECT COUNT(*) FROM ledger").fetchone() == (5,)
