@@ -329,19 +329,42 @@ async def test_a_busy_read_on_the_loop_goes_through_the_thread_instead(
         reader.close()
 
 
-async def test_calls_that_arrive_together_share_one_transaction(
+async def _loop_statements(client: ImmediateSqliteClient, ran: list[str]) -> None:
+    writer = client._writer or client._open_writer()
+    assert writer is not None
+    writer.set_trace_callback(ran.append)
+
+
+async def test_calls_that_arrive_together_share_one_transaction_on_the_loop(
     orm: str, client: ImmediateSqliteClient
 ) -> None:
     await client.execute_query("SELECT 1")  # the writer's connection is open
-    ran: list[str] = []
-    await _thread_statements(client, ran)
+    on_loop: list[str] = []
+    through_thread: list[str] = []
+    await _loop_statements(client, on_loop)
+    await _thread_statements(client, through_thread)
     results = await asyncio.gather(
         *(client.run_in_transaction(lambda db, v=v: _counter_and_ledger(db, v)) for v in range(20))
     )
     assert results == list(range(1, 21))  # each caller gets its own work's result, in order
-    assert ran.count("BEGIN IMMEDIATE") == 1
-    assert ran.count("COMMIT") == 1
+    assert on_loop.count("BEGIN IMMEDIATE") == 1
+    assert on_loop.count("COMMIT") == 1
+    assert through_thread == []  # aiosqlite's thread had nothing to do
     assert await _state(orm) == (19, 20)
+
+
+async def test_calls_wait_for_a_transaction_through_tortoise_and_then_commit(
+    orm: str, client: ImmediateSqliteClient
+) -> None:
+    async with in_transaction("sqlite") as tx:
+        await tx.execute_query("UPDATE counter SET value = 7 WHERE id = 1")
+        # The write lock is taken: the loop's connection does not wait for it, the call goes
+        # to aiosqlite's thread, which waits behind this transaction.
+        call = asyncio.create_task(client.run_in_transaction(lambda db: _counter_and_ledger(db, 8)))
+        await asyncio.sleep(0.05)
+        assert not call.done()
+    assert await asyncio.wait_for(call, 5) == 1
+    assert await _state(orm) == (8, 1)
 
 
 async def test_a_call_that_fails_in_a_shared_transaction_undoes_only_itself(
@@ -365,19 +388,11 @@ async def test_a_call_that_fails_in_a_shared_transaction_undoes_only_itself(
 async def test_a_call_whose_caller_gave_up_before_it_began_never_runs(
     orm: str, client: ImmediateSqliteClient
 ) -> None:
-    async with client.acquire_connection():  # as a transaction through tortoise holds it
-        first = asyncio.create_task(
-            client.run_in_transaction(lambda db: _counter_and_ledger(db, 1))
-        )
-        await asyncio.sleep(0.01)  # its transaction has begun, waiting for the connection
-        given_up = asyncio.create_task(
-            client.run_in_transaction(lambda db: _counter_and_ledger(db, 2))
-        )
-        await asyncio.sleep(0.01)
-        given_up.cancel()
-    assert await first == 1
-    with pytest.raises(asyncio.CancelledError):
-        await given_up
+    # A call queued behind a running transaction, whose caller was cancelled meanwhile.
+    gave_up: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    gave_up.cancel()
+    client._pending.append((lambda db: _counter_and_ledger(db, 2), gave_up))
+    assert await client.run_in_transaction(lambda db: _counter_and_ledger(db, 1)) == 1
     assert await _state(orm) == (1, 1)
 
 
@@ -416,3 +431,26 @@ async def test_closing_the_connection_commits_what_was_asked_first(
     with closing(sqlite3.connect(sqlite_file)) as db:
         assert db.execute("SELECT value FROM counter").fetchone() == (5,)
         assert db.execute("SELECT COUNT(*) FROM ledger").fetchone() == (5,)
+
+
+async def test_the_loops_write_connection_gets_the_urls_settings_and_never_waits(
+    sqlite_file: Path,
+) -> None:
+    url = f"sqlite://{sqlite_file}?synchronous=NORMAL"
+    await Tortoise.init(config=tortoise_config(url))
+    try:
+        client = connection(url)
+        assert isinstance(client, ImmediateSqliteClient)
+        writer = client._open_writer()
+        assert writer is not None
+        pragmas = ("synchronous", "cache_size", "foreign_keys", "busy_timeout", "journal_mode")
+        got = {name: writer.execute(f"PRAGMA {name}").fetchone()[0] for name in pragmas}
+        assert got == {
+            "synchronous": 1,  # NORMAL, as the URL asked
+            "cache_size": -65536,
+            "foreign_keys": 1,
+            "busy_timeout": 0,
+            "journal_mode": "wal",
+        }
+    finally:
+        await Tortoise.close_connections()

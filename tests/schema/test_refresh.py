@@ -331,16 +331,23 @@ async def test_a_refresh_of_the_current_token_is_one_round_trip(
         assert len(sent) == 1, sent
         assert sent[0].startswith("WITH rotated AS (UPDATE")
     else:
-        # SQLite: one trip to the connection's thread; SQLite itself reports what ran there.
+        # SQLite: one transaction on the loop's write connection, nothing through aiosqlite's
+        # thread; SQLite itself reports what ran on each.
         ran: list[str] = []
-        thread = SessionRow._meta.db._connection  # type: ignore[attr-defined]
-        await thread.set_trace_callback(ran.append)
+        through_thread: list[str] = []
+        client = SessionRow._meta.db
+        writer = client._writer or client._open_writer()  # type: ignore[attr-defined]
+        writer.set_trace_callback(ran.append)
+        thread = client._connection  # type: ignore[attr-defined]
+        await thread.set_trace_callback(through_thread.append)
         try:
             payload = await rotate(api, login["refreshToken"])
         finally:
+            writer.set_trace_callback(None)
             await thread.set_trace_callback(None)
         kinds = [statement.split()[0] for statement in ran]
         assert kinds == ["BEGIN", "UPDATE", "INSERT", "SELECT", "COMMIT"], ran
+        assert through_thread == []
     assert payload["session"]["id"] == login["session"]["id"]
     assert await AuditEvent.filter(kind="refreshed").count() == 1
 
