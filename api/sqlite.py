@@ -101,21 +101,27 @@ class ImmediateSqliteClient(SqliteClient):
         return rows
 
     def _open_reader(self) -> sqlite3.Connection | None:
+        cache_size = int(self.pragmas.get("cache_size", -2000))
+        self._reader = self._own_connection(
+            "busy_timeout = 0", "query_only = ON", f"cache_size = {cache_size}"
+        )
+        return self._reader
+
+    def _own_connection(self, *pragmas: str) -> sqlite3.Connection | None:
+        """A connection to the file besides tortoise's, for the event loop's thread; None for an
+        in-memory database, where a second connection would open another, empty one."""
         if self.filename == ":memory:":
-            return None  # a second connection would open another, empty database
+            return None
         try:
-            # Used from the event loop's thread only; not tied to the thread that opened it, in
-            # case an app's loop moves (SQLite itself is built serialized, safe either way).
-            reader = sqlite3.connect(self.filename, isolation_level=None, check_same_thread=False)
-            reader.row_factory = sqlite3.Row
-            reader.execute("PRAGMA busy_timeout = 0")
-            reader.execute("PRAGMA query_only = ON")
-            cache_size = int(self.pragmas.get("cache_size", -2000))
-            reader.execute(f"PRAGMA cache_size = {cache_size}")
+            # Not tied to the thread that opened it: an app's loop may move, and the loop's
+            # write connection commits from a thread of its own (SQLite is built serialized).
+            conn = sqlite3.connect(self.filename, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            for pragma in pragmas:
+                conn.execute(f"PRAGMA {pragma}")
         except sqlite3.Error as exc:
             raise OperationalError(exc) from exc
-        self._reader = reader
-        return reader
+        return conn
 
     async def close(self) -> None:
         if self._committer is not None:
@@ -236,19 +242,13 @@ class ImmediateSqliteClient(SqliteClient):
         return [(True, result) for result in results]
 
     def _open_writer(self) -> sqlite3.Connection | None:
-        if self.filename == ":memory:":
-            return None  # a second connection would open another, empty database
-        try:
-            # Statements from the event loop's thread, commits from the commit thread: never
-            # both at once, since one transaction runs at a time.
-            writer = sqlite3.connect(self.filename, isolation_level=None, check_same_thread=False)
-            writer.row_factory = sqlite3.Row
-            for pragma, value in self.pragmas.items():  # as tortoise sets up its connection
-                writer.execute(f"PRAGMA {pragma}={value}")
-            writer.execute("PRAGMA busy_timeout = 0")  # the loop never waits for the lock
-        except sqlite3.Error as exc:
-            raise OperationalError(exc) from exc
-        self._commit_thread = ThreadPoolExecutor(1, thread_name_prefix="keyturn-sqlite-commit")
+        # Tortoise's own settings for its connection (the URL's pragmas among them), and no
+        # wait for the lock. Statements come from the loop's thread, commits from the commit
+        # thread: never both at once, since one transaction runs at a time.
+        settings = [f"{pragma}={value}" for pragma, value in self.pragmas.items()]
+        writer = self._own_connection(*settings, "busy_timeout = 0")
+        if writer is not None:
+            self._commit_thread = ThreadPoolExecutor(1, thread_name_prefix="keyturn-sqlite-commit")
         self._writer = writer
         return writer
 

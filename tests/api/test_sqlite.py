@@ -454,3 +454,31 @@ async def test_the_loops_write_connection_gets_the_urls_settings_and_never_waits
         }
     finally:
         await Tortoise.close_connections()
+
+
+async def test_a_commit_that_fails_undoes_the_whole_batch_and_every_caller_hears(
+    orm: str, client: ImmediateSqliteClient, sqlite_file: Path
+) -> None:
+    with closing(sqlite3.connect(sqlite_file)) as db, db:
+        db.execute(
+            "CREATE TABLE child (id INTEGER PRIMARY KEY, parent INTEGER "
+            "REFERENCES counter (id) DEFERRABLE INITIALLY DEFERRED)"
+        )
+
+    def orphan(db: sqlite3.Connection) -> int:
+        # A deferred foreign key is checked only when the transaction commits.
+        db.execute("INSERT INTO child (parent) VALUES (42)")
+        return _counter_and_ledger(db, 6)
+
+    outcomes = await asyncio.gather(
+        client.run_in_transaction(lambda db: _counter_and_ledger(db, 5)),
+        client.run_in_transaction(orphan),
+        return_exceptions=True,
+    )
+    assert all(isinstance(o, IntegrityError) for o in outcomes), outcomes
+    assert await _state(orm) == (0, 0)
+    _, children = await client.execute_query("SELECT COUNT(*) AS n FROM child")
+    assert children[0]["n"] == 0
+    # Nothing is left open: the next batch commits.
+    assert await client.run_in_transaction(lambda db: _counter_and_ledger(db, 7)) == 1
+    assert await _state(orm) == (7, 1)
