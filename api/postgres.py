@@ -88,8 +88,7 @@ class KeyturnAsyncpgClient(AsyncpgDBClient):
         except asyncpg.PostgresError as exc:
             # Refused by the server, which leaves the connection as it was (a statement outside
             # a transaction keeps none open behind it), unless the error is the connection's.
-            kept = (exc.sqlstate or "XX")[:2] not in _CONNECTION_CLASSES  # unknown: drop
-            await self._put_back(held, usable=kept)
+            await self._put_back(held, usable=_keeps_connection(exc))
             raise
         except BaseException:
             # Lost, timed out or cancelled mid-statement: the pool knows how to wait for a
@@ -131,6 +130,12 @@ class KeyturnAsyncpgClient(AsyncpgDBClient):
             await self._put_back(held, usable=False)
         await super().close()
         self._closing = False
+
+
+def _keeps_connection(exc: asyncpg.PostgresError) -> bool:
+    """Whether a connection is still good after the server refused a statement with `exc`: not
+    when the error is of a connection class, nor when it has no SQLSTATE to say which it is."""
+    return (exc.sqlstate or "XX")[:2] not in _CONNECTION_CLASSES
 
 
 def _alive(held: PoolConnectionProxy) -> bool:

@@ -13,7 +13,7 @@ from tortoise.exceptions import IntegrityError, OperationalError
 from tortoise.transactions import in_transaction
 
 from api.db import connection, is_unavailable, tortoise_config
-from api.postgres import KeyturnAsyncpgClient, PooledConnection, _alive
+from api.postgres import KeyturnAsyncpgClient, PooledConnection, _alive, _keeps_connection
 from models.statements import HeldConnections
 from tests.conftest import pg_url, require_service
 
@@ -284,3 +284,23 @@ async def test_close_lets_a_busy_held_connection_finish_and_takes_it_back(
     await asyncio.wait_for(Tortoise.close_connections(), 5)
     assert await busy > 0
     assert client._idle == []
+
+
+@pytest.mark.parametrize(
+    ("error", "kept"),
+    [
+        (asyncpg.UniqueViolationError("refused"), True),  # 23505: the statement's own fault
+        (asyncpg.PostgresSyntaxError("refused"), True),  # 42601
+        (asyncpg.AdminShutdownError("going away"), False),  # 57P01
+        (asyncpg.ConnectionFailureError("gone"), False),  # 08006
+        (asyncpg.TooManyConnectionsError("full"), False),  # 53300
+        (asyncpg.InternalServerError("broken"), False),  # XX000
+        (asyncpg.PostgresError("no SQLSTATE"), False),  # unknown: not trusted
+    ],
+)
+def test_a_held_connection_is_kept_only_after_a_statements_own_error(
+    error: asyncpg.PostgresError, kept: bool
+) -> None:
+    # A real server always sends an SQLSTATE; the last case is the defensive default, which
+    # no real server can be made to produce.
+    assert _keeps_connection(error) is kept
