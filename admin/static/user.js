@@ -136,6 +136,16 @@ export async function userView({ auth, fail, notify, confirm }, { id }) {
     await loadSessions();
   }
 
+  // The result is told once the page shows it: a notice before the reload would let the reload
+  // replace the controls under someone already using them (a role picked, then reset).
+  async function reloadThenNotify(message) {
+    try {
+      await reload();
+    } finally {
+      notify(message);
+    }
+  }
+
   async function loadSessions() {
     const { userSessions } = await auth.query(SESSIONS, {
       userId: id,
@@ -205,8 +215,7 @@ export async function userView({ auth, fail, notify, confirm }, { id }) {
       auth.end("You revoked this console's session. Sign in again.");
       return;
     }
-    notify(`Revoked the session of ${label}.`);
-    await reload();
+    await reloadThenNotify(`Revoked the session of ${label}.`);
   }
 
   async function signOutEverywhere() {
@@ -224,8 +233,9 @@ export async function userView({ auth, fail, notify, confirm }, { id }) {
       auth.end("You signed yourself out everywhere. Sign in again.");
       return;
     }
-    notify(`Signed ${user.email} out everywhere: ${count} session${count === 1 ? "" : "s"} ended.`);
-    await reload();
+    await reloadThenNotify(
+      `Signed ${user.email} out everywhere: ${count} session${count === 1 ? "" : "s"} ended.`,
+    );
   }
 
   async function toggleActive() {
@@ -244,8 +254,9 @@ export async function userView({ auth, fail, notify, confirm }, { id }) {
       auth.end("You deactivated your own account.");
       return;
     }
-    notify(activate ? `Activated ${user.email}.` : `Deactivated ${user.email}: signed out everywhere.`);
-    await reload();
+    await reloadThenNotify(
+      activate ? `Activated ${user.email}.` : `Deactivated ${user.email}: signed out everywhere.`,
+    );
   }
 
   async function changeRole(role) {
@@ -270,8 +281,9 @@ export async function userView({ auth, fail, notify, confirm }, { id }) {
       auth.end("You are no longer an admin.");
       return;
     }
-    notify(promote ? `${user.email} is now an admin.` : `${user.email} is now a regular user.`);
-    await reload();
+    await reloadThenNotify(
+      promote ? `${user.email} is now an admin.` : `${user.email} is now a regular user.`,
+    );
   }
 
   const show = h(
