@@ -213,32 +213,18 @@ class ImmediateSqliteClient(SqliteClient):
         writer = self._writer or self._open_writer()
         if writer is None:
             return None
-        if writer.in_transaction:
-            writer.execute("ROLLBACK")  # left open by a cancelled commit: not ours to commit
         try:
-            writer.execute("BEGIN IMMEDIATE")
+            results = _begun(writer, works)
+        except _WorkFailed:
+            return None
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 return None
             raise
-        try:
-            results = [work(writer) for work in works]
-        except Exception:
-            writer.execute("ROLLBACK")
-            return None
-        except BaseException:
-            writer.execute("ROLLBACK")
-            raise
         assert self._commit_thread is not None
+        # If this is cancelled, the commit (or its rollback) still ends in its thread.
         loop = asyncio.get_running_loop()
-        try:
-            await loop.run_in_executor(self._commit_thread, writer.execute, "COMMIT")
-        except asyncio.CancelledError:
-            raise  # the commit goes on in its thread; the next transaction rolls back the rest
-        except BaseException:
-            if writer.in_transaction:
-                writer.execute("ROLLBACK")
-            raise
+        await loop.run_in_executor(self._commit_thread, _commit_or_roll_back, writer)
         return [(True, result) for result in results]
 
     def _open_writer(self) -> sqlite3.Connection | None:
@@ -294,6 +280,14 @@ def _committed(
 ) -> list[Any]:
     """`works` between `BEGIN IMMEDIATE` and `COMMIT`, their results; rolled back if any of
     them fails (`_WorkFailed`) or the commit does."""
+    results = _begun(db, works)
+    _commit_or_roll_back(db)
+    return results
+
+
+def _begun(db: sqlite3.Connection, works: list[Callable[[sqlite3.Connection], Any]]) -> list[Any]:
+    """`works` after `BEGIN IMMEDIATE`, their results, the transaction left open for
+    `_commit_or_roll_back`; rolled back if any of them fails (`_WorkFailed`)."""
     if db.in_transaction:
         # Left open by an interrupted transaction: what it did is not ours to commit.
         db.execute("ROLLBACK")
@@ -305,12 +299,21 @@ def _committed(
                 results.append(work(db))
             except Exception as exc:
                 raise _WorkFailed from exc
-        db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
     return results
+
+
+def _commit_or_roll_back(db: sqlite3.Connection) -> None:
+    """`COMMIT`; a transaction that cannot commit is rolled back."""
+    try:
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
 
 
 def _as_tortoise_error(exc: BaseException) -> BaseException:

@@ -22,7 +22,7 @@ from tortoise.exceptions import IntegrityError, OperationalError
 from tortoise.transactions import in_transaction
 
 from api.db import connection, is_unavailable, tortoise_config
-from api.sqlite import ImmediateSqliteClient
+from api.sqlite import MAX_BATCH, ImmediateSqliteClient
 
 PROCESSES = 3
 ROUNDS = 40
@@ -201,16 +201,18 @@ async def test_a_transaction_in_one_trip_commits_what_it_did(
     assert await _state(orm) == (5, 1)
 
 
+def _half_then_fail(db: sqlite3.Connection) -> None:
+    """Changes the counter and adds a row, then fails: it inserts ledger row 1 again (its own,
+    in an empty ledger, or an earlier call's)."""
+    _counter_and_ledger(db, 9)
+    db.execute("INSERT INTO ledger (id, value) VALUES (1, 0)")
+
+
 async def test_a_transaction_in_one_trip_that_fails_leaves_nothing(
     orm: str, client: ImmediateSqliteClient
 ) -> None:
-
-    def half_then_fail(db: sqlite3.Connection) -> None:
-        _counter_and_ledger(db, 9)
-        db.execute("INSERT INTO ledger (id, value) VALUES (1, 0)")  # the same primary key
-
     with pytest.raises(IntegrityError):
-        await client.run_in_transaction(half_then_fail)
+        await client.run_in_transaction(_half_then_fail)
     assert await _state(orm) == (0, 0)
     # The connection is free and out of any transaction: the next one commits.
     await client.run_in_transaction(lambda db: _counter_and_ledger(db, 3))
@@ -329,7 +331,7 @@ async def test_a_busy_read_on_the_loop_goes_through_the_thread_instead(
         reader.close()
 
 
-async def _loop_statements(client: ImmediateSqliteClient, ran: list[str]) -> None:
+def _loop_statements(client: ImmediateSqliteClient, ran: list[str]) -> None:
     writer = client._writer or client._open_writer()
     assert writer is not None
     writer.set_trace_callback(ran.append)
@@ -341,7 +343,7 @@ async def test_calls_that_arrive_together_share_one_transaction_on_the_loop(
     await client.execute_query("SELECT 1")  # the writer's connection is open
     on_loop: list[str] = []
     through_thread: list[str] = []
-    await _loop_statements(client, on_loop)
+    _loop_statements(client, on_loop)
     await _thread_statements(client, through_thread)
     results = await asyncio.gather(
         *(client.run_in_transaction(lambda db, v=v: _counter_and_ledger(db, v)) for v in range(20))
@@ -351,6 +353,20 @@ async def test_calls_that_arrive_together_share_one_transaction_on_the_loop(
     assert on_loop.count("COMMIT") == 1
     assert through_thread == []  # aiosqlite's thread had nothing to do
     assert await _state(orm) == (19, 20)
+
+
+async def test_no_more_than_max_batch_calls_share_a_transaction(
+    orm: str, client: ImmediateSqliteClient
+) -> None:
+    on_loop: list[str] = []
+    _loop_statements(client, on_loop)
+    calls = MAX_BATCH + 6
+    results = await asyncio.gather(
+        *(client.run_in_transaction(lambda db: _counter_and_ledger(db, 1)) for _ in range(calls))
+    )
+    assert results == list(range(1, calls + 1))
+    assert on_loop.count("BEGIN IMMEDIATE") == 2  # MAX_BATCH of them, then the other six
+    assert await _state(orm) == (1, calls)
 
 
 async def test_calls_wait_for_a_transaction_through_tortoise_and_then_commit(
@@ -370,13 +386,9 @@ async def test_calls_wait_for_a_transaction_through_tortoise_and_then_commit(
 async def test_a_call_that_fails_in_a_shared_transaction_undoes_only_itself(
     orm: str, client: ImmediateSqliteClient
 ) -> None:
-    def half_then_fail(db: sqlite3.Connection) -> None:
-        _counter_and_ledger(db, 9)
-        db.execute("INSERT INTO ledger (id, value) VALUES (1, 0)")  # the first call's row
-
     first, failed, last = await asyncio.gather(
         client.run_in_transaction(lambda db: _counter_and_ledger(db, 1)),
-        client.run_in_transaction(half_then_fail),
+        client.run_in_transaction(_half_then_fail),
         client.run_in_transaction(lambda db: _counter_and_ledger(db, 3)),
         return_exceptions=True,
     )
