@@ -10,18 +10,22 @@ import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import closing
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 import pytest
 from aerich.utils import compress_dict, decompress_dict
 from tortoise import Tortoise
+from tortoise.transactions import in_transaction
 
 import api.migrations
 from api.db import Dialect, tortoise_config
 from api.migrations import MigrationError, migrate, migration_files, models_in_sync
 from models import AuditEvent, Role, User
+from models import Session as SessionRow
+from models.audit import AuditKind, event_values
+from models.sessions import ROTATE_AND_RECORD, ROTATED_COLUMNS, Rotation
 from tests.conftest import (
     PG_HOST,
     PG_PORT,
@@ -212,6 +216,160 @@ async def test_postgres_gets_a_trigram_index_for_the_users_search(scratch_pg: st
 
     assert "USING gin (email gin_trgm_ops)" in indexes["idx_users_email_trgm"]
     assert "users_email_key" in indexes  # the unique B-tree that the keyset pages walk
+
+
+# The sessions table: what a rotation writes has no index.
+
+UNINDEXED = "rotation_writes_unindexed"
+
+
+async def session_indexes(url: str) -> dict[str, list[str]]:
+    """Each index of `sessions` and its columns, read from the database's own catalogue."""
+    if url.startswith("sqlite://"):
+        with closing(sqlite3.connect(url.removeprefix("sqlite://"))) as conn:
+            names = [row[1] for row in conn.execute("PRAGMA index_list('sessions')")]
+            return {
+                name: [row[2] for row in conn.execute(f"PRAGMA index_info('{name}')")]
+                for name in names
+            }
+    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
+    try:
+        rows = await conn.fetch(
+            "SELECT c.relname AS index, a.attname AS column FROM pg_index i"
+            " JOIN pg_class c ON c.oid = i.indexrelid"
+            " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
+            " WHERE i.indrelid = 'sessions'::regclass"
+            " ORDER BY c.relname, array_position(i.indkey::int2[], a.attnum)"
+        )
+    finally:
+        await conn.close()
+    indexes: dict[str, list[str]] = {}
+    for row in rows:
+        indexes.setdefault(row["index"], []).append(row["column"])
+    return indexes
+
+
+async def test_no_index_covers_a_column_that_a_rotation_writes(
+    dialect: Dialect, empty_database: str
+) -> None:
+    await migrate(empty_database)
+
+    indexes = await session_indexes(empty_database)
+
+    indexed = {column for columns in indexes.values() for column in columns}
+    assert {"id", "user_id", "created_at"} <= indexed  # the catalogue was read
+    assert indexed.isdisjoint(ROTATED_COLUMNS), indexes
+
+
+async def test_a_rotation_on_postgres_is_a_heap_only_update(scratch_pg: str) -> None:
+    """No index entry is written: PostgreSQL's own count of this transaction's updates says so.
+    With an index on any rotated column, none of them would be heap-only."""
+    url = pg_url(scratch_pg)
+    await migrate(url)
+    await Tortoise.init(config=tortoise_config(url))
+    try:
+        now = datetime.now(UTC)
+        user = await User.create(
+            email="hot@example.com", password_hash="x", created_at=now, updated_at=now
+        )
+        token_id = uuid.uuid4()
+        session = await SessionRow.create(
+            user=user,
+            token_version=0,
+            current_token_id=token_id,
+            rotated_at=now,
+            created_at=now,
+            last_used_at=now,
+            expires_at=now + timedelta(days=7),
+            absolute_expires_at=now + timedelta(days=30),
+        )
+        async with in_transaction() as conn:
+            for _ in range(5):
+                rotation = Rotation(
+                    session_id=session.id,
+                    user_id=user.id,
+                    presented_token_id=token_id,
+                    token_version=0,
+                    new_token_id=uuid.uuid4(),
+                    issued_at=now,
+                    expires_at=now + timedelta(days=7),
+                    now=now,
+                )
+                event = event_values(
+                    AuditKind.REFRESHED, now, user_id=user.id, session_id=session.id
+                )
+                sql = ROTATE_AND_RECORD.sql(conn)
+                assert len(await conn.execute_query_dict(sql, rotation.values() + event)) == 1
+                token_id = rotation.new_token_id
+            [counts] = await conn.execute_query_dict(
+                "SELECT pg_stat_get_xact_tuples_updated('sessions'::regclass) AS updated,"
+                " pg_stat_get_xact_tuples_hot_updated('sessions'::regclass) AS hot,"
+                " (SELECT reloptions FROM pg_class WHERE relname = 'sessions') AS options"
+            )
+    finally:
+        await Tortoise.close_connections()
+
+    assert counts["updated"] == 5
+    assert counts["hot"] == 5
+    assert "fillfactor=80" in counts["options"]
+
+
+async def test_upgrading_sessions_keeps_every_row_and_the_reference_to_users(
+    dialect: Dialect, empty_database: str, migrations_copy: Path
+) -> None:
+    """SQLite rebuilds the table to drop the UNIQUE: a database from before keeps its rows, its
+    index on user_id, and its cascade from users."""
+    folder = migrations_copy / dialect / "models"
+    [newer] = [name for name in migration_files(dialect) if name.endswith(f"{UNINDEXED}.py")]
+    held_back = folder / newer
+    tmp = folder.parent / newer
+    held_back.rename(tmp)
+    await migrate(empty_database)
+    await Tortoise.init(config=tortoise_config(empty_database))
+    try:
+        now = datetime.now(UTC)
+        users = [
+            await User.create(
+                email=f"u{i}@example.com", password_hash="x", created_at=now, updated_at=now
+            )
+            for i in range(2)
+        ]
+        for i in range(6):
+            await SessionRow.create(
+                user=users[i % 2],
+                token_version=0,
+                current_token_id=uuid.uuid4(),
+                previous_token_id=uuid.uuid4() if i % 3 else None,
+                rotated_at=now,
+                created_at=now + timedelta(seconds=i),
+                last_used_at=now,
+                expires_at=now + timedelta(days=7),
+                absolute_expires_at=now + timedelta(days=30),
+                ip_address=f"10.0.0.{i}",
+                user_agent="agent",
+                revoked_at=now if i == 5 else None,
+                revoked_reason="logout" if i == 5 else None,
+            )
+        before = await SessionRow.all().order_by("id").values()
+    finally:
+        await Tortoise.close_connections()
+    tmp.rename(held_back)
+
+    assert await migrate(empty_database) == [newer]
+
+    await Tortoise.init(config=tortoise_config(empty_database))
+    try:
+        assert await SessionRow.all().order_by("id").values() == before
+        await User.filter(id=users[0].id).delete()
+        assert await SessionRow.filter(user_id=users[0].id).count() == 0
+        assert await SessionRow.all().count() == 3
+        if dialect == "sqlite":
+            conn = Tortoise.get_connection("sqlite")
+            assert await conn.execute_query_dict("PRAGMA foreign_key_check") == []
+    finally:
+        await Tortoise.close_connections()
+    indexes = await session_indexes(empty_database)
+    assert ["user_id", "created_at", "id"] in indexes.values()
 
 
 # The models and the migrations agree.
