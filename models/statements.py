@@ -13,11 +13,14 @@ from __future__ import annotations
 import functools
 import re
 import sqlite3
+import uuid
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
-from tortoise import BaseDBAsyncClient
+from tortoise import BaseDBAsyncClient, fields
 from tortoise.models import Model
+from tortoise.timezone import get_timezone, get_use_tz
 
 M = TypeVar("M", bound=Model)
 T = TypeVar("T")
@@ -106,8 +109,39 @@ def provides(client_class: type, protocol: type) -> bool:
 
 def encode(model: type[Model], *values: tuple[str, Any]) -> list[Any]:
     """Parameters as the ORM would send them, each encoded by the model's field of that name."""
-    fields = model._meta.fields_map
-    return [fields[name].to_db_value(value, model) for name, value in values]
+    return [_encoder(model, name)(value) for name, value in values]
+
+
+@functools.cache
+def _encoder(model: type[Model], name: str) -> Callable[[Any], Any]:
+    """The field's own `to_db_value`, behind a shortcut for the values the hot paths send.
+
+    `to_db_value` checks the value's type, runs the field's validators and, for a datetime,
+    converts it to the configured zone: about 1 µs a value, 20 for a rotation and its event.
+    The shortcut returns, without those steps, exactly what they would have returned: a UUID's
+    text, a UTC datetime as it is (the configured zone is UTC; the field would only swap its
+    `tzinfo` for an equal one), an int, a str within the field's length. Anything else takes
+    the field's own path.
+    """
+    field = model._meta.fields_map[name]
+
+    def slow(value: Any) -> Any:
+        return field.to_db_value(value, model)
+
+    if isinstance(field, fields.UUIDField):
+        return lambda value: str(value) if type(value) is uuid.UUID else slow(value)
+    if isinstance(field, fields.DatetimeField) and not (field.auto_now or field.auto_now_add):
+        if not (get_use_tz() and get_timezone().upper() == "UTC"):
+            return slow
+        return lambda value: (
+            value if type(value) is datetime and value.tzinfo is UTC else slow(value)
+        )
+    if type(field) is fields.IntField and not field.validators:
+        return lambda value: value if type(value) is int else slow(value)
+    if type(field) is fields.CharField and len(field.validators) == 1:  # its length, nothing more
+        longest = field.max_length
+        return lambda value: value if type(value) is str and len(value) <= longest else slow(value)
+    return slow
 
 
 def decode(model: type[M], row: Row, prefix: str) -> M:
