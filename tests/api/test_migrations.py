@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -221,6 +222,24 @@ async def test_postgres_gets_a_trigram_index_for_the_users_search(scratch_pg: st
 # The sessions table: what a rotation writes has no index.
 
 UNINDEXED = "rotation_writes_unindexed"
+USERS_COUNT = "users_count"
+
+
+def hold_back(migrations_copy: Path, dialect: Dialect, suffix: str) -> tuple[str, Any]:
+    """Take the migration named `suffix` and every later one out of the history, so a database
+    can be migrated to just before it; returns its name and what puts them all back."""
+    folder = migrations_copy / dialect / "models"
+    names = migration_files(dialect)
+    [newer] = [name for name in names if name.endswith(f"_{suffix}.py")]
+    later = names[names.index(newer) :]
+    for name in later:
+        (folder / name).rename(folder.parent / name)
+
+    def restore() -> None:
+        for name in later:
+            (folder.parent / name).rename(folder / name)
+
+    return newer, restore
 
 
 async def session_indexes(url: str) -> dict[str, list[str]]:
@@ -319,11 +338,7 @@ async def test_upgrading_sessions_keeps_every_row_and_the_reference_to_users(
 ) -> None:
     """SQLite rebuilds the table to drop the UNIQUE: a database from before keeps its rows, its
     index on user_id, and its cascade from users."""
-    folder = migrations_copy / dialect / "models"
-    [newer] = [name for name in migration_files(dialect) if name.endswith(f"{UNINDEXED}.py")]
-    held_back = folder / newer
-    tmp = folder.parent / newer
-    held_back.rename(tmp)
+    newer, restore = hold_back(migrations_copy, dialect, UNINDEXED)
     await migrate(empty_database)
     await Tortoise.init(config=tortoise_config(empty_database))
     try:
@@ -353,9 +368,9 @@ async def test_upgrading_sessions_keeps_every_row_and_the_reference_to_users(
         before = await SessionRow.all().order_by("id").values()
     finally:
         await Tortoise.close_connections()
-    tmp.rename(held_back)
+    restore()
 
-    assert await migrate(empty_database) == [newer]
+    assert (await migrate(empty_database))[0] == newer
 
     await Tortoise.init(config=tortoise_config(empty_database))
     try:
@@ -370,6 +385,38 @@ async def test_upgrading_sessions_keeps_every_row_and_the_reference_to_users(
         await Tortoise.close_connections()
     indexes = await session_indexes(empty_database)
     assert ["user_id", "created_at", "id"] in indexes.values()
+
+
+async def test_upgrading_counts_the_users_already_there(
+    dialect: Dialect, empty_database: str, migrations_copy: Path
+) -> None:
+    newer, restore = hold_back(migrations_copy, dialect, USERS_COUNT)
+    await migrate(empty_database)
+    await Tortoise.init(config=tortoise_config(empty_database))
+    try:
+        now = datetime.now(UTC)
+        for i in range(3):
+            await User.create(
+                email=f"early{i}@example.com", password_hash="x", created_at=now, updated_at=now
+            )
+    finally:
+        await Tortoise.close_connections()
+    restore()
+
+    assert await migrate(empty_database) == [newer]
+
+    await Tortoise.init(config=tortoise_config(empty_database))
+    try:
+        conn = Tortoise.get_connection(dialect)
+        [row] = await conn.execute_query_dict('SELECT "users" FROM "users_count"')
+        assert row["users"] == 3
+        await User.create(
+            email="later@example.com", password_hash="x", created_at=now, updated_at=now
+        )
+        [row] = await conn.execute_query_dict('SELECT "users" FROM "users_count"')
+        assert row["users"] == 4
+    finally:
+        await Tortoise.close_connections()
 
 
 # The models and the migrations agree.

@@ -3,8 +3,12 @@ page's cost independent of the number of users."""
 
 from __future__ import annotations
 
+import asyncio
+
+import asyncpg
 import pytest
 from tortoise.queryset import QuerySet
+from tortoise.transactions import in_transaction
 
 from api.db import connection, dialect_of
 from models import User as UserRow
@@ -83,3 +87,79 @@ async def test_a_selective_search_uses_the_trigram_index_on_postgres(many_users:
     for query in (users_page_query("0001234", 20, None), search_users("0001234").count()):
         explained = await plan(many_users, query)
         assert "Bitmap Index Scan on idx_users_email_trgm" in explained, explained
+
+
+# The number of users, kept by triggers on `users` (migrations `users_count`).
+
+
+async def kept_and_counted(database_url: str) -> tuple[int, int]:
+    conn = connection(database_url)
+    kept = await conn.execute_query_dict('SELECT "users" FROM "users_count"')
+    counted = await conn.execute_query_dict('SELECT COUNT(*) AS "n" FROM "users"')
+    return int(kept[0]["users"]), int(counted[0]["n"])
+
+
+async def test_the_kept_number_of_users_follows_every_insert_and_delete(
+    api: Harness, database_url: str
+) -> None:
+    conn = connection(database_url)
+    postgres = dialect_of(database_url) == "postgres"
+    assert await kept_and_counted(database_url) == (0, 0)
+
+    for n in range(3):
+        await api.create_user(f"one{n}@example.com")
+    assert await kept_and_counted(database_url) == (3, 3)
+
+    await conn.execute_script(_PG_USERS if postgres else _SQLITE_USERS)  # one bulk statement
+    assert await kept_and_counted(database_url) == (USERS + 3, USERS + 3)
+
+    async def insert_then_fail() -> None:
+        async with in_transaction(dialect_of(database_url)):
+            await api.create_user("rolled.back@example.com")
+            raise RuntimeError("undo")
+
+    with pytest.raises(RuntimeError):
+        await insert_then_fail()
+    assert await kept_and_counted(database_url) == (USERS + 3, USERS + 3)
+
+    await conn.execute_script("DELETE FROM users WHERE email LIKE 'user00001%'")
+    assert await kept_and_counted(database_url) == (USERS + 3 - 100, USERS + 3 - 100)
+
+    await conn.execute_script("DELETE FROM users")
+    assert await kept_and_counted(database_url) == (0, 0)
+
+    if postgres:
+        await api.create_user("again@example.com")
+        await conn.execute_script("TRUNCATE users CASCADE")
+        assert await kept_and_counted(database_url) == (0, 0)
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_concurrent_inserts_on_postgres_keep_the_number_exact(
+    api: Harness, database_url: str
+) -> None:
+    """Transactions inserting users at once, each holding on a moment before it commits: they
+    take turns on the count's row (an insert waits for the one before it to commit), and none
+    is lost."""
+    url = database_url.replace("postgres://", "postgresql://", 1)
+    connections = [await asyncpg.connect(url) for _ in range(12)]
+
+    async def insert(conn: asyncpg.Connection, n: int) -> None:
+        async with conn.transaction():
+            await conn.execute(
+                "INSERT INTO users (id, email, password_hash, role, is_active, token_version,"
+                " created_at, updated_at) VALUES (gen_random_uuid(), $1, 'x', 'user', true, 0,"
+                " now(), now())",
+                f"concurrent{n}@example.com",
+            )
+            await asyncio.sleep(0.01)
+
+    try:
+        await asyncio.wait_for(
+            asyncio.gather(*(insert(c, n) for n, c in enumerate(connections))), 30
+        )
+    finally:
+        for conn in connections:
+            await conn.close()
+
+    assert await kept_and_counted(database_url) == (12, 12)

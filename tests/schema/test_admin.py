@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from api.db import connection
 from models import AuditEvent, Role
 from models import Session as SessionRow
 from models import User as UserRow
@@ -146,12 +147,13 @@ async def test_users_search_and_paging_walks_every_row_once(api: Harness, admin_
 
 
 def count_queries(records: list[logging.LogRecord]) -> list[str]:
-    """The COUNT queries among the statements tortoise logged."""
+    """The counts among the statements tortoise logged: COUNT queries, and reads of the
+    maintained number of users."""
     return [
         message
         for record in records
         if record.name == "tortoise.db_client"
-        and "COUNT(" in (message := record.getMessage()).upper()
+        and ("COUNT(" in (message := record.getMessage()).upper() or '"users_count"' in message)
     ]
 
 
@@ -556,3 +558,20 @@ async def test_ordinary_users_see_only_their_own_sessions(api: Harness, user: Us
     result = await api.gql("{ mySessions { user { email } } }", token=mine["accessToken"])
     assert {s["user"]["email"] for s in result.data["mySessions"]} == {"user@example.com"}
     assert await SessionRow.all().count() == 2
+
+
+async def test_the_total_of_all_users_is_the_kept_number(
+    api: Harness, database_url: str, admin_token: str
+) -> None:
+    """Proof that `totalCount` without a search reads the kept number, not COUNT(*): set apart,
+    the two answers differ. A search still counts its matches."""
+    for n in range(4):
+        await api.create_user(f"kept{n}@example.com")
+    await connection(database_url).execute_script('UPDATE "users_count" SET "users" = 12345')
+    query = "query ($s: String) { users(search: $s, first: 1) { totalCount } }"
+
+    everyone = await api.gql(query, {"s": None}, token=admin_token)
+    searched = await api.gql(query, {"s": "kept"}, token=admin_token)
+
+    assert everyone.data["users"]["totalCount"] == 12345
+    assert searched.data["users"]["totalCount"] == 4
