@@ -154,6 +154,37 @@ class KeyturnServer:
         user_id: str = body["data"]["createUser"]["id"]
         return user_id
 
+    def only_admin(self) -> None:
+        """Make the console's admin the only active admin again: a test that failed half way
+        through promoting someone may have left a second one behind."""
+        token = self.admin_token()
+        after = None
+        while True:
+            body = self.gql(
+                """query ($after: String) {
+                     users(first: 100, after: $after) {
+                       edges { node { id email role isActive } }
+                       pageInfo { hasNextPage endCursor }
+                     }
+                   }""",
+                {"after": after},
+                token=token,
+            )
+            assert "errors" not in body, body
+            page = body["data"]["users"]
+            for edge in page["edges"]:
+                user = edge["node"]
+                if user["role"] == "ADMIN" and user["isActive"] and user["email"] != ADMIN_EMAIL:
+                    demoted = self.gql(
+                        "mutation ($id: ID!) { setUserRole(userId: $id, role: USER) { id } }",
+                        {"id": user["id"]},
+                        token=token,
+                    )
+                    assert "errors" not in demoted, demoted
+            if not page["pageInfo"]["hasNextPage"]:
+                return
+            after = page["pageInfo"]["endCursor"]
+
     def refresh_error(self, refresh_token: str) -> str | None:
         """The error code of a refresh with this token, or None when it works."""
         body = self.gql(
