@@ -8,9 +8,10 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from tortoise import fields
-from tortoise.expressions import Q
 from tortoise.models import Model
+from tortoise.queryset import QuerySet
 
+from models.keyset import before_key
 from models.statements import Statement, encode, insert_sql
 
 if TYPE_CHECKING:
@@ -119,12 +120,12 @@ async def delete_old_events(before: datetime, batch_size: int) -> int:
     return await AuditEvent.filter(id__in=list(ids)).delete()
 
 
-async def events_page(
+def events_page_query(
     user_id: uuid.UUID | None,
     kinds: list[str] | None,
     first: int,
     after: tuple[datetime, uuid.UUID] | None,
-) -> list[AuditEvent]:
+) -> QuerySet[AuditEvent]:
     """Audit events newest first, one page after the keyset `after`, plus one row."""
     query = AuditEvent.all()
     if user_id is not None:
@@ -132,6 +133,14 @@ async def events_page(
     if kinds:
         query = query.filter(kind__in=kinds)
     if after is not None:
-        created, eid = after
-        query = query.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=eid))
-    return await query.order_by("-created_at", "-id").limit(first + 1)
+        query = query.filter(before_key(*after))
+    return query.order_by("-created_at", "-id").limit(first + 1)
+
+
+async def events_page(
+    user_id: uuid.UUID | None,
+    kinds: list[str] | None,
+    first: int,
+    after: tuple[datetime, uuid.UUID] | None,
+) -> list[AuditEvent]:
+    return await events_page_query(user_id, kinds, first, after)

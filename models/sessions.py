@@ -16,6 +16,7 @@ from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from models.audit import EVENT_COLUMNS, INSERT_EVENT, AuditEvent
+from models.keyset import before_key
 from models.statements import (
     OneTripTransactions,
     Row,
@@ -335,6 +336,5 @@ async def sessions_page(
     """A user's sessions, newest first, one page after the keyset `after`, plus one row."""
     query = Session.filter(wanted, user_id=user_id)
     if after is not None:
-        created, sid = after
-        query = query.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=sid))
+        query = query.filter(before_key(*after))
     return await query.order_by("-created_at", "-id").limit(first + 1)
