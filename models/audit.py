@@ -56,7 +56,11 @@ class AuditEvent(Model):
 
     class Meta:
         table = "audit_events"
-        indexes = (("created_at", "id"), ("user_id", "created_at", "id"))
+        indexes = (
+            ("created_at", "id"),
+            ("user_id", "created_at", "id"),
+            ("kind", "created_at", "id"),
+        )
 
 
 EVENT_COLUMNS = (

@@ -403,7 +403,7 @@ async def test_upgrading_counts_the_users_already_there(
         await Tortoise.close_connections()
     restore()
 
-    assert await migrate(empty_database) == [newer]
+    assert (await migrate(empty_database))[0] == newer
 
     await Tortoise.init(config=tortoise_config(empty_database))
     try:
