@@ -20,6 +20,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 from starlette.requests import Request
@@ -45,10 +46,10 @@ from bench.servers import (
     live_sessions,
     refresh_token,
 )
-from models import AuditKind, Role, SessionStatus
+from models import AuditEvent, AuditKind, Role, SessionStatus
 from models import Session as SessionRow
 from models import User as UserRow
-from models.audit import event_values
+from models.audit import event_values, events_page_query
 from models.sessions import ROTATE_AND_RECORD, Rotation, status_filter
 from models.users import search_users, users_page_query
 from schema import build_schema
@@ -84,6 +85,11 @@ SEARCH_ONE = email_of(42)[:11]
 NAMED_EMAIL = "zoe.quinn@bench.example"
 SEARCH_NAME = "zoe.quinn"
 
+# A kind an admin filters the log by, rare next to the seeded refreshes: RARE_EVENTS of them,
+# older than every seeded event, so a walk of the log from the newest would pass them all.
+RARE_KIND = AuditKind.ROLE_CHANGED.value
+RARE_EVENTS = 60
+
 Operation = Callable[[int], Awaitable[object]]
 
 
@@ -114,6 +120,14 @@ async def _median_ms(operations: dict[str, Operation], samples: int) -> dict[str
                 await op(i)
                 times[name].append(time.perf_counter() - started)
     return {name: statistics.median(spent) * 1000 for name, spent in times.items()}
+
+
+async def halfway_event() -> AuditEvent:
+    """The event halfway down the log, newest first: a cursor deep in it."""
+    events = AuditEvent.all().order_by("-created_at", "-id")
+    middle = await events.offset(await AuditEvent.all().count() // 2).first()
+    assert middle is not None
+    return middle
 
 
 async def measure(kt: Keyturn, url: str, samples: int) -> dict[str, float]:
@@ -179,6 +193,24 @@ async def measure(kt: Keyturn, url: str, samples: int) -> dict[str, float]:
     async def users_search_name(i: int) -> object:
         return await users_query(USERS, SEARCH_NAME)
 
+    # The console's audit log (admin/static/audit.js): the newest page, a page deep in the log
+    # (a cursor halfway down), one user's events, and one rare kind under a million refreshes.
+    middle = await halfway_event()
+    deep = encode_cursor(middle.created_at.isoformat(), middle.id)
+
+    async def events_first(i: int) -> object:
+        return await listings.list_audit_events(admin, None, None, 50, None)
+
+    async def events_deep(i: int) -> object:
+        return await listings.list_audit_events(admin, None, None, 50, deep)
+
+    async def events_of_user(i: int) -> object:
+        user = str(user_id_of(i % SMALL[0]))
+        return await listings.list_audit_events(admin, user, None, 50, None)
+
+    async def events_of_kind(i: int) -> object:
+        return await listings.list_audit_events(admin, None, [RARE_KIND], 50, None)
+
     operations: dict[str, Operation] = {
         "access check (database)": check,
         "refresh": refresh,
@@ -190,6 +222,10 @@ async def measure(kt: Keyturn, url: str, samples: int) -> dict[str, float]:
         "users search, 100 matches (20) + totalCount": users_search_counted,
         "users search, 1 match": users_search_one,
         "users search, 1 match by name": users_search_name,
+        "auditEvents page 1 (50)": events_first,
+        "auditEvents page halfway down (50, keyset)": events_deep,
+        "auditEvents of one user (50)": events_of_user,
+        f"auditEvents of one kind (50 {RARE_KIND})": events_of_kind,
     }
     if len(fresh) < samples + 10:
         raise SystemExit(f"growth: {len(fresh)} live sessions, too few for {samples} refreshes")
@@ -204,6 +240,7 @@ async def explain(url: str) -> list[tuple[str, str]]:
     session = await SessionRow.filter(user_id=uid).first()
     assert session is not None
     sid = session.id
+    middle = await halfway_event()
     queries: list[tuple[str, str]] = [
         (
             "access check / refresh: a session and its user by id",
@@ -227,7 +264,7 @@ async def explain(url: str) -> list[tuple[str, str]]:
             "users: page after a cursor",
             users_page_query(None, 20, email_of(50_000)).sql(params_inline=True),
         ),
-        ("users: totalCount", search_users(None).count().sql(params_inline=True)),
+        ("users: totalCount", 'SELECT "users" FROM "users_count"'),
         (
             "users: search, 100 matches",
             users_page_query(SEARCH_MANY, 20, None).sql(params_inline=True),
@@ -243,6 +280,16 @@ async def explain(url: str) -> list[tuple[str, str]]:
         (
             "users: search, 1 match by name",
             users_page_query(SEARCH_NAME, 20, None).sql(params_inline=True),
+        ),
+        (
+            "auditEvents: a page halfway down",
+            events_page_query(None, None, 50, (middle.created_at, middle.id)).sql(
+                params_inline=True
+            ),
+        ),
+        (
+            "auditEvents: one kind",
+            events_page_query(None, [RARE_KIND], 50, None).sql(params_inline=True),
         ),
     ]
     rotation = Rotation(
@@ -290,6 +337,12 @@ async def run_db(
                 created_at=now,
                 updated_at=now,
             )
+            for n in range(RARE_EVENTS):
+                await AuditEvent.create(
+                    kind=RARE_KIND,
+                    created_at=now - timedelta(days=40, hours=n),
+                    user_id=user_id_of(n % SMALL[0]),
+                )
             small = await measure(kt, url, samples)
             print(f"  {db}: {SMALL[1]:,} sessions measured; growing to {LARGE[1]:,}", flush=True)
             started = time.perf_counter()

@@ -6,7 +6,8 @@ Each database generates the rows itself (INSERT ... SELECT over a series); Postg
 sessions indexes after the load, as pg_restore does. Every user shares one argon2 hash of
 BENCH_PASSWORD (hashing 100,000 passwords would take minutes and measure nothing). Sessions are
 spread evenly over the users, created over the past 20 days; one in ten is revoked and one in ten
-has expired, the rest are active.
+has expired, the rest are active. Each new session gets one audit event (`refreshed`, at its last
+use), as the busiest kind of a real log: audit_events grows as fast as sessions do, or faster.
 """
 
 from __future__ import annotations
@@ -96,6 +97,16 @@ FROM (SELECT n, $4 - (random() * 20 * 86400)::bigint AS created,
 """
 
 
+# One `refreshed` event per session of the users just added.
+_PG_EVENTS = """
+INSERT INTO audit_events (id, created_at, kind, user_id, session_id, ip_address, user_agent)
+SELECT gen_random_uuid(), last_used_at, 'refreshed', user_id, id, ip_address, user_agent
+FROM sessions
+WHERE user_id >= ('b0' || lpad(to_hex($1::bigint), 30, '0'))::uuid
+  AND user_id <= ('b0' || lpad(to_hex($1::bigint + $2 - 1), 30, '0'))::uuid
+"""
+
+
 async def _seed_postgres(
     database_url: str, users: int, sessions: int, offset: int, password_hash: str, now: int
 ) -> None:
@@ -113,37 +124,43 @@ async def _seed_postgres(
             await conn.execute(_PG_USERS, offset, EMAIL_DOMAIN, password_hash, now, users)
             # A million random UUID keys inserted one by one into live B-trees cost a minute;
             # building the indexes afterwards costs seconds.
-            restore = await _drop_session_indexes(conn)
+            restore = await _drop_indexes(conn, "sessions")
             await conn.execute(_PG_SESSIONS, offset, users, sessions, now)
             for statement in restore:
                 await conn.execute(statement)
+            restore = await _drop_indexes(conn, "audit_events")
+            await conn.execute(_PG_EVENTS, offset, users)
+            for statement in restore:
+                await conn.execute(statement)
         # Fresh statistics and visibility map, as autovacuum would leave them after a real load.
-        await conn.execute("VACUUM ANALYZE users")
-        await conn.execute("VACUUM ANALYZE sessions")
+        for table in ("users", "sessions", "audit_events"):
+            await conn.execute(f"VACUUM ANALYZE {table}")
     finally:
         await conn.close()
 
 
-async def _drop_session_indexes(conn: Any) -> list[str]:
-    """Drop the sessions indexes and key constraints; returns the statements that restore them.
+async def _drop_indexes(conn: Any, table: str) -> list[str]:
+    """Drop a table's indexes and key constraints; returns the statements that restore them.
 
-    No table references sessions by a foreign key, so its keys can go for the load.
+    No table references sessions or audit_events by a foreign key, so their keys can go for the
+    load. (`table` is one of those two names, never a caller's input.)
     """
     constraints = await conn.fetch(
         "SELECT conname, pg_get_constraintdef(oid) AS def FROM pg_constraint "
-        "WHERE conrelid = 'sessions'::regclass AND contype IN ('p', 'u')"
+        "WHERE conrelid = $1::regclass AND contype IN ('p', 'u')",
+        table,
     )
     indexes = await conn.fetch(
-        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'sessions' "
-        "AND indexname NOT IN (SELECT conname FROM pg_constraint "
-        "WHERE conrelid = 'sessions'::regclass)"
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = $1 "
+        "AND indexname NOT IN (SELECT conname FROM pg_constraint WHERE conrelid = $1::regclass)",
+        table,
     )
     for row in constraints:
-        await conn.execute(f'ALTER TABLE sessions DROP CONSTRAINT "{row["conname"]}"')
+        await conn.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{row["conname"]}"')
     for row in indexes:
         await conn.execute(f'DROP INDEX "{row["indexname"]}"')
     return [
-        *(f'ALTER TABLE sessions ADD CONSTRAINT "{r["conname"]}" {r["def"]}' for r in constraints),
+        *(f'ALTER TABLE {table} ADD CONSTRAINT "{r["conname"]}" {r["def"]}' for r in constraints),
         *(row["indexdef"] for row in indexes),
     ]
 
@@ -192,6 +209,17 @@ FROM v
 """  # noqa: S608 (constant fragments, values bound)
 
 
+_SQLITE_EVENTS = f"""
+WITH e AS MATERIALIZED (
+    SELECT lower(hex(randomblob(16))) AS h, last_used_at, user_id, id, ip_address, user_agent
+    FROM sessions
+    WHERE user_id BETWEEN printf('b0000000-0000-0000-0000-%012x', :offset)
+                      AND printf('b0000000-0000-0000-0000-%012x', :offset + :users - 1))
+INSERT INTO audit_events (id, created_at, kind, user_id, session_id, ip_address, user_agent)
+SELECT {_SQLITE_UUID}, last_used_at, 'refreshed', user_id, id, ip_address, user_agent FROM e
+"""  # noqa: S608 (constant fragments, values bound)
+
+
 def _seed_sqlite(
     database_url: str, users: int, sessions: int, offset: int, password_hash: str, now: int
 ) -> None:
@@ -213,15 +241,20 @@ def _seed_sqlite(
             db.execute(_SQLITE_USERS, values)
             # Secondary indexes are built after the load (sorted, not a million random inserts);
             # the key and unique indexes belong to the table and stay.
-            indexes = db.execute(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
-                "AND tbl_name = 'sessions' AND sql IS NOT NULL"
-            ).fetchall()
-            for name, _ in indexes:
-                db.execute(f'DROP INDEX "{name}"')
-            db.execute(_SQLITE_SESSIONS, values)
-            for _, sql in indexes:
-                db.execute(sql)
+            for table, statement in (
+                ("sessions", _SQLITE_SESSIONS),
+                ("audit_events", _SQLITE_EVENTS),
+            ):
+                indexes = db.execute(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                    "AND tbl_name = ? AND sql IS NOT NULL",
+                    (table,),
+                ).fetchall()
+                for name, _ in indexes:
+                    db.execute(f'DROP INDEX "{name}"')
+                db.execute(statement, values)
+                for _, sql in indexes:
+                    db.execute(sql)
         db.execute("ANALYZE")
     finally:
         db.close()
