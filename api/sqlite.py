@@ -190,13 +190,37 @@ class ImmediateSqliteClient(SqliteClient):
                     # aiosqlite's own helpers (execute_fetchall, execute_insert) run this way:
                     # a function queued for the connection's thread. It is not public API; the
                     # SQLite tests exercise it.
-                    outcomes = await connection._execute(_transaction, connection._conn, works)
+                    run = asyncio.ensure_future(
+                        connection._execute(_transaction, connection._conn, works)
+                    )
+                    if await _wait_out(run):
+                        raise _Interrupted(run)
+                    outcomes = run.result()
+        except _Interrupted as interrupted:
+            # Cancelled while the transaction ran in a thread, which no cancel stops: its
+            # callers hear how it ended (not that it never ran), then the cancel goes on.
+            try:
+                self._settle(batch, interrupted.outcomes())
+            except asyncio.CancelledError:
+                unknown = OperationalError("transaction interrupted: it may have committed")
+                self._fail(batch, unknown)
+            except Exception as exc:
+                self._fail(batch, exc)
+            raise asyncio.CancelledError from None
         except Exception as exc:  # the whole transaction failed: every caller hears
-            cause = exc.__cause__ if isinstance(exc, _WorkFailed) else exc
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(_as_tortoise_error(cause or exc))
+            self._fail(batch, exc)
             return
+        self._settle(batch, outcomes)
+
+    @staticmethod
+    def _fail(batch: list[_Pending], exc: BaseException) -> None:
+        cause = exc.__cause__ if isinstance(exc, _WorkFailed) else exc
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(_as_tortoise_error(cause or exc))
+
+    @staticmethod
+    def _settle(batch: list[_Pending], outcomes: list[tuple[bool, Any]]) -> None:
         for (_, future), (ok, outcome) in zip(batch, outcomes, strict=True):
             if future.done():
                 continue  # its caller gave up; the work is committed all the same
@@ -222,10 +246,13 @@ class ImmediateSqliteClient(SqliteClient):
                 return None
             raise
         assert self._commit_thread is not None
-        # If this is cancelled, the commit (or its rollback) still ends in its thread.
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._commit_thread, _commit_or_roll_back, writer)
-        return [(True, result) for result in results]
+        commit = loop.run_in_executor(self._commit_thread, _commit_or_roll_back, writer)
+        outcomes = [(True, result) for result in results]
+        if await _wait_out(commit):
+            raise _Interrupted(commit, outcomes)
+        commit.result()  # a failed commit was rolled back; it fails the whole batch
+        return outcomes
 
     def _open_writer(self) -> sqlite3.Connection | None:
         # Tortoise's own settings for its connection (the URL's pragmas among them), and no
@@ -240,6 +267,38 @@ class ImmediateSqliteClient(SqliteClient):
 
 
 _Pending = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]"]
+
+
+async def _wait_out(future: asyncio.Future[Any]) -> bool:
+    """Wait until `future`, work running in a thread, is done, even when this task is cancelled
+    meanwhile (a cancel does not stop the thread); True if it was. Its outcome stays in it."""
+    cancelled = False
+    while not future.done():
+        try:
+            await asyncio.shield(future)
+        except asyncio.CancelledError:
+            cancelled = True
+        except Exception:  # noqa: S110 (the future's own failure: its caller reads it there)
+            pass
+    return cancelled
+
+
+class _Interrupted(BaseException):
+    """A transaction's run was cancelled while its thread went on to the end: how it ended."""
+
+    def __init__(
+        self, run: asyncio.Future[Any], outcomes: list[tuple[bool, Any]] | None = None
+    ) -> None:
+        super().__init__()
+        self._run = run
+        self._outcomes = outcomes
+
+    def outcomes(self) -> list[tuple[bool, Any]]:
+        """Each call's outcome; raises what failed the whole transaction (or, for a run whose
+        own wait was cancelled too, CancelledError: nobody knows how it ended)."""
+        result = self._run.result()
+        return self._outcomes if self._outcomes is not None else result
+
 
 MAX_BATCH = 64
 """At most this many calls share one transaction, which keeps any one of them from waiting long

@@ -10,6 +10,8 @@ import asyncio
 import multiprocessing
 import shutil
 import sqlite3
+import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import closing
 from multiprocessing.queues import Queue
@@ -21,6 +23,7 @@ from tortoise import Tortoise
 from tortoise.exceptions import IntegrityError, OperationalError
 from tortoise.transactions import in_transaction
 
+import api.sqlite
 from api.db import connection, is_unavailable, tortoise_config
 from api.sqlite import MAX_BATCH, ImmediateSqliteClient
 
@@ -494,3 +497,72 @@ async def test_a_commit_that_fails_undoes_the_whole_batch_and_every_caller_hears
     # Nothing is left open: the next batch commits.
     assert await client.run_in_transaction(lambda db: _counter_and_ledger(db, 7)) == 1
     assert await _state(orm) == (7, 1)
+
+
+async def test_callers_hear_how_a_commit_cut_short_by_a_cancel_ended(
+    orm: str, client: ImmediateSqliteClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The committer is cancelled (the loop shutting down) while a commit runs in its thread.
+    That commit cannot be stopped: its callers hear that it committed, not that it never ran.
+    A call still queued behind it never ran, and hears so."""
+    committing = threading.Event()
+    commit = api.sqlite._commit_or_roll_back
+
+    def slow_commit(db: sqlite3.Connection) -> None:
+        committing.set()
+        time.sleep(0.2)  # the real commit, a moment later: the cancel lands meanwhile
+        commit(db)
+
+    monkeypatch.setattr(api.sqlite, "_commit_or_roll_back", slow_commit)
+    batch = [
+        asyncio.create_task(client.run_in_transaction(lambda db, v=v: _counter_and_ledger(db, v)))
+        for v in (1, 2, 3)
+    ]
+    assert await asyncio.to_thread(committing.wait, 5)
+    queued = asyncio.create_task(client.run_in_transaction(lambda db: _counter_and_ledger(db, 9)))
+    await asyncio.sleep(0)
+    committer = client._committer
+    assert committer is not None
+    committer.cancel()
+
+    outcomes = await asyncio.gather(*batch, queued, return_exceptions=True)
+
+    assert outcomes[:3] == [1, 2, 3], outcomes
+    assert isinstance(outcomes[3], OperationalError), outcomes
+    assert await _state(orm) == (3, 3)
+    with pytest.raises(asyncio.CancelledError):
+        await committer
+    assert await client.run_in_transaction(lambda db: _counter_and_ledger(db, 4)) == 4
+
+
+async def test_callers_hear_how_a_transaction_on_the_thread_ended_when_cut_short(
+    orm: str, client: ImmediateSqliteClient, sqlite_file: Path
+) -> None:
+    """The same cancel while the batch waits for the lock on aiosqlite's thread: it goes on to
+    commit there once the lock is free, and its callers hear that."""
+    await client.execute_query("SELECT 1")  # the writer's connection is open
+    ran: list[str] = []
+    await _thread_statements(client, ran)
+    holder = sqlite3.connect(sqlite_file, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        calls = [
+            asyncio.create_task(
+                client.run_in_transaction(lambda db, v=v: _counter_and_ledger(db, v))
+            )
+            for v in (1, 2)
+        ]
+        while "BEGIN IMMEDIATE" not in ran:  # noqa: ASYNC110 (traced from the thread)
+            await asyncio.sleep(0.005)
+        committer = client._committer
+        assert committer is not None
+        committer.cancel()
+        await asyncio.sleep(0.01)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+    assert await asyncio.gather(*calls, return_exceptions=True) == [1, 2]
+    assert await _state(orm) == (2, 2)
+    with pytest.raises(asyncio.CancelledError):
+        await committer
