@@ -4,30 +4,20 @@ SQLite file, with its own working folder (so no developer `.env` or secrets file
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from api.migrations import migrate
-from tests.conftest import ACCESS_SECRET, LOGIN, PASSWORD, REFRESH_SECRET
+from tests.conftest import LOGIN, PASSWORD
+from tests.processes import free_port, keyturn_env, stop, wait_for_http
 
 KEYTURN = shutil.which("keyturn", path=str(Path(sys.executable).parent)) or "keyturn"
-START_TIMEOUT = 30.0
 ADMIN_EMAIL = "admin@example.com"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class KeyturnServer:
@@ -36,17 +26,8 @@ class KeyturnServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.database_url = f"sqlite://{folder / 'keyturn.sqlite3'}"
-        self.env = {
-            key: value for key, value in os.environ.items() if not key.startswith("KEYTURN_")
-        }
-        self.env.update(
-            KEYTURN_DATABASE_URL=self.database_url,
-            KEYTURN_ACCESS_TOKEN_SECRET=ACCESS_SECRET,
-            KEYTURN_REFRESH_TOKEN_SECRET=REFRESH_SECRET,
-            # The tests' API clients log in "from" documentation addresses (RFC 5737).
-            KEYTURN_TRUSTED_PROXIES="127.0.0.1",
-            **{f"KEYTURN_{key.upper()}": value for key, value in settings.items()},
-        )
+        # The tests' API clients log in "from" documentation addresses (RFC 5737).
+        self.env = keyturn_env(self.database_url, trusted_proxies="127.0.0.1", **settings)
         self.log = folder / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -74,28 +55,10 @@ class KeyturnServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"keyturn serve exited:\n{self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(
-            f"keyturn serve did not answer in {START_TIMEOUT}s:\n{self.log.read_text()}"
-        )
+        wait_for_http(self.process, f"{self.url}/healthz", self.log)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop(self.process)
 
     # A client of the API, as an app on another device would be.
 

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator
-from contextlib import closing
+from contextlib import asynccontextmanager, closing
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
@@ -411,22 +411,32 @@ async def test_a_call_whose_caller_gave_up_before_it_began_never_runs(
     assert await _state(orm) == (1, 1)
 
 
-async def test_every_call_in_a_transaction_that_cannot_begin_hears_so(
-    orm: str, client: ImmediateSqliteClient, sqlite_file: Path
-) -> None:
+@asynccontextmanager
+async def _lock_held_elsewhere(
+    client: ImmediateSqliteClient, sqlite_file: Path, ran: list[str]
+) -> AsyncIterator[None]:
+    """Another connection holds the write lock meanwhile; `ran` traces the statements that go
+    through aiosqlite's thread."""
     await client.execute_query("SELECT 1")  # the writer's connection is open
-    ran: list[str] = []
     await _thread_statements(client, ran)
     holder = sqlite3.connect(sqlite_file, isolation_level=None)
     try:
         holder.execute("BEGIN IMMEDIATE")
+        yield
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+async def test_every_call_in_a_transaction_that_cannot_begin_hears_so(
+    orm: str, client: ImmediateSqliteClient, sqlite_file: Path
+) -> None:
+    ran: list[str] = []
+    async with _lock_held_elsewhere(client, sqlite_file, ran):
         failures = await asyncio.gather(
             *(client.run_in_transaction(lambda db: _counter_and_ledger(db, 1)) for _ in range(3)),
             return_exceptions=True,
         )
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
     assert all(isinstance(f, OperationalError) and is_unavailable(f) for f in failures), failures
     assert ran.count("BEGIN IMMEDIATE") == 1  # one wait for the lock, not one for each call
     assert await _state(orm) == (0, 0)
@@ -540,12 +550,8 @@ async def test_callers_hear_how_a_transaction_on_the_thread_ended_when_cut_short
 ) -> None:
     """The same cancel while the batch waits for the lock on aiosqlite's thread: it goes on to
     commit there once the lock is free, and its callers hear that."""
-    await client.execute_query("SELECT 1")  # the writer's connection is open
     ran: list[str] = []
-    await _thread_statements(client, ran)
-    holder = sqlite3.connect(sqlite_file, isolation_level=None)
-    try:
-        holder.execute("BEGIN IMMEDIATE")
+    async with _lock_held_elsewhere(client, sqlite_file, ran):
         calls = [
             asyncio.create_task(
                 client.run_in_transaction(lambda db, v=v: _counter_and_ledger(db, v))
@@ -558,9 +564,6 @@ async def test_callers_hear_how_a_transaction_on_the_thread_ended_when_cut_short
         assert committer is not None
         committer.cancel()
         await asyncio.sleep(0.01)
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
 
     assert await asyncio.gather(*calls, return_exceptions=True) == [1, 2]
     assert await _state(orm) == (2, 2)

@@ -85,54 +85,58 @@ FROM s
 """  # noqa: S608 (a constant)
 
 
-async def test_a_page_after_a_cursor_starts_in_the_index_at_the_cursor(
-    api: Harness, database_url: str
-) -> None:
+async def load_refreshes(database_url: str) -> bool:
+    """EVENTS refresh events, one a second from START, as the database itself writes them;
+    True on PostgreSQL."""
     conn = connection(database_url)
     postgres = dialect_of(database_url) == "postgres"
     await conn.execute_script(_PG_EVENTS if postgres else _SQLITE_EVENTS)
     await conn.execute_script("ANALYZE audit_events")
+    return postgres
+
+
+async def explained(database_url: str, sql: str) -> tuple[str, int]:
+    """The plan of `sql` and, on PostgreSQL, the buffers its run touched (0 on SQLite)."""
+    conn = connection(database_url)
+    if dialect_of(database_url) != "postgres":
+        _, rows = await conn.execute_query(f"EXPLAIN QUERY PLAN {sql}")
+        return "\n".join(row["detail"] for row in rows), 0
+    _, rows = await conn.execute_query(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")
+    plan = "\n".join(row["QUERY PLAN"] for row in rows)
+    return plan, int(plan.split("Buffers: shared hit=")[1].split()[0])
+
+
+async def test_a_page_after_a_cursor_starts_in_the_index_at_the_cursor(
+    api: Harness, database_url: str
+) -> None:
+    postgres = await load_refreshes(database_url)
     middle = await AuditEvent.all().order_by("-created_at", "-id").offset(EVENTS // 2).first()
     assert middle is not None
     query = events_page_query(None, None, 50, (middle.created_at, middle.id))
 
     assert len(await query) == 51  # the page and the row that tells a next one follows
-    sql = query.sql(params_inline=True)
+    plan, touched = await explained(database_url, query.sql(params_inline=True))
     if postgres:
-        _, rows = await conn.execute_query(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")
-        plan = "\n".join(row["QUERY PLAN"] for row in rows)
         assert "Index Cond: (created_at <=" in plan, plan
         # A walk from the newest row would touch thousands of buffers to get past 2,500 rows.
-        assert "Buffers: shared hit=" in plan
-        touched = int(plan.split("Buffers: shared hit=")[1].split()[0])
         assert touched < 50, plan
     else:
-        _, rows = await conn.execute_query(f"EXPLAIN QUERY PLAN {sql}")
-        plan = "\n".join(row["detail"] for row in rows)
         assert "USING INDEX idx_audit_event_created_e5b726 (created_at<?)" in plan, plan
 
 
 async def test_a_rare_kind_is_found_through_its_own_index(api: Harness, database_url: str) -> None:
     """Five role changes older than thousands of refreshes: their page does not read those."""
-    conn = connection(database_url)
-    postgres = dialect_of(database_url) == "postgres"
     for n in range(5):
         await AuditEvent.create(kind="role_changed", created_at=START - timedelta(days=1, hours=n))
-    await conn.execute_script(_PG_EVENTS if postgres else _SQLITE_EVENTS)
-    await conn.execute_script("ANALYZE audit_events")
+    postgres = await load_refreshes(database_url)
     query = events_page_query(None, ["role_changed"], 50, None)
 
     assert [e.created_at for e in await query] == [
         START - timedelta(days=1, hours=n) for n in range(5)
     ]
-    sql = query.sql(params_inline=True)
+    plan, touched = await explained(database_url, query.sql(params_inline=True))
     if postgres:
-        _, rows = await conn.execute_query(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")
-        plan = "\n".join(row["QUERY PLAN"] for row in rows)
         assert "idx_audit_event_kind_d247f5" in plan, plan
-        touched = int(plan.split("Buffers: shared hit=")[1].split()[0])
         assert touched < 20, plan
     else:
-        _, rows = await conn.execute_query(f"EXPLAIN QUERY PLAN {sql}")
-        plan = "\n".join(row["detail"] for row in rows)
         assert "USING INDEX idx_audit_event_kind_d247f5 (kind=?)" in plan, plan

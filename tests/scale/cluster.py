@@ -5,36 +5,17 @@ The tests stop this Redis mid-run, so it is never the shared one on 6379.
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.conftest import ACCESS_SECRET, REFRESH_SECRET
-
-START_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_until(ready: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} did not come up within {timeout}s")
-        time.sleep(0.05)
+from tests.processes import START_TIMEOUT, free_port, keyturn_env, stop, wait_until
 
 
 @dataclass
@@ -124,13 +105,7 @@ class Instance:
 
     def stop(self) -> None:
         self.client.close()
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop(self.process)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -148,24 +123,16 @@ class Instance:
 
 
 def instance_env(database_url: str, redis_url: str | None) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("KEYTURN_") and key != "CI"
+    settings = {
+        "env": "development",
+        "revocation_cache_ttl": "1",
+        "registration_open": "true",
+        "cookie_secure": "false",
     }
-    env.update(
-        {
-            "KEYTURN_ENV": "development",
-            "KEYTURN_DATABASE_URL": database_url,
-            "KEYTURN_ACCESS_TOKEN_SECRET": ACCESS_SECRET,
-            "KEYTURN_REFRESH_TOKEN_SECRET": REFRESH_SECRET,
-            "KEYTURN_REVOCATION_CACHE_TTL": "1",
-            "KEYTURN_REGISTRATION_OPEN": "true",
-            "KEYTURN_COOKIE_SECURE": "false",
-        }
-    )
     if redis_url is not None:
-        env["KEYTURN_REDIS_URL"] = redis_url
+        settings["redis_url"] = redis_url
+    env = keyturn_env(database_url, **settings)
+    env.pop("CI", None)
     return env
 
 

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import PASSWORD
-from tests.scale.cluster import Instance, RedisServer, wait_until
+from tests.processes import wait_until
+from tests.scale.cluster import Instance, RedisServer
 from tests.scale.conftest import create_admin, start_pair, start_redis
 
 ME = "{ me { id } }"

@@ -10,30 +10,19 @@ when CI=true.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.conftest import ACCESS_SECRET, REFRESH_SECRET, require_service
+from tests.conftest import require_service
+from tests.processes import free_port, keyturn_env, stop, wait_for_http
 
 ROOT = Path(__file__).resolve().parents[2]
 AUDIT = ROOT / "tests" / "http_audit"
-START_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -42,57 +31,38 @@ def live_server(sqlite_template: Path, tmp_path: Path) -> Iterator[str]:
     database = tmp_path / "keyturn.sqlite3"
     shutil.copyfile(sqlite_template, database)
     port = free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("KEYTURN_")}
-    env.update(
-        KEYTURN_ENV="production",
+    env = keyturn_env(
+        f"sqlite://{database}",
+        env="production",
         # The audits probe with `__type(name:)`: introspection is the one default turned back on.
-        KEYTURN_INTROSPECTION="true",
-        KEYTURN_DATABASE_URL=f"sqlite://{database}",
-        KEYTURN_ACCESS_TOKEN_SECRET=ACCESS_SECRET,
-        KEYTURN_REFRESH_TOKEN_SECRET=REFRESH_SECRET,
-        PYTHONPATH=str(ROOT),
+        introspection="true",
     )
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "api.main:app_from_env",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=tmp_path,  # no .env or development secrets file from the work tree
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    env["PYTHONPATH"] = str(ROOT)
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "api.main:app_from_env",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=tmp_path,  # no .env or development secrets file from the work tree
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"the server stopped: {(tmp_path / 'server.log').read_text()}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("the server did not start in time")
-            time.sleep(0.1)
+        wait_for_http(server, f"{url}/healthz", log_path)
         yield f"{url}/graphql"
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
+        stop(server)
 
 
 def node_suite() -> str | None:
