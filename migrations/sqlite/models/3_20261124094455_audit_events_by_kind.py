@@ -6,7 +6,8 @@ RUN_IN_TRANSACTION = True
 # the log from the newest event and skipped every other kind: one refresh event per refresh
 # buries the rare kinds an admin looks for (role changes, reuse detections) under millions. An
 # index on (kind, created_at, id) starts each kind's page at its newest event. It adds one entry
-# per recorded event; paired runs of `refresh` on PostgreSQL showed no cost beyond the noise.
+# per recorded event: 2.3 µs an insert on PostgreSQL (135.1 against 132.8), below what paired
+# HTTP runs of `refresh` can see.
 
 
 async def upgrade(db: BaseDBAsyncClient) -> str:
