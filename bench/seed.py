@@ -124,14 +124,14 @@ async def _seed_postgres(
             await conn.execute(_PG_USERS, offset, EMAIL_DOMAIN, password_hash, now, users)
             # A million random UUID keys inserted one by one into live B-trees cost a minute;
             # building the indexes afterwards costs seconds.
-            restore = await _drop_indexes(conn, "sessions")
-            await conn.execute(_PG_SESSIONS, offset, users, sessions, now)
-            for statement in restore:
-                await conn.execute(statement)
-            restore = await _drop_indexes(conn, "audit_events")
-            await conn.execute(_PG_EVENTS, offset, users)
-            for statement in restore:
-                await conn.execute(statement)
+            for table, load, args in (
+                ("sessions", _PG_SESSIONS, (offset, users, sessions, now)),
+                ("audit_events", _PG_EVENTS, (offset, users)),
+            ):
+                restore = await _drop_indexes(conn, table)
+                await conn.execute(load, *args)
+                for statement in restore:
+                    await conn.execute(statement)
         # Fresh statistics and visibility map, as autovacuum would leave them after a real load.
         for table in ("users", "sessions", "audit_events"):
             await conn.execute(f"VACUUM ANALYZE {table}")

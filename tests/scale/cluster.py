@@ -15,7 +15,14 @@ from typing import Any
 
 import httpx
 
-from tests.processes import START_TIMEOUT, free_port, keyturn_env, stop, wait_until
+from tests.processes import (
+    START_TIMEOUT,
+    free_port,
+    keyturn_env,
+    stop,
+    wait_for_http,
+    wait_until,
+)
 
 
 @dataclass
@@ -56,13 +63,7 @@ class RedisServer:
             subprocess.run(
                 [cli, "-p", str(self.port), "shutdown", "nosave"], capture_output=True, check=False
             )
-        else:
-            self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop(self.process)  # what the shutdown has not ended yet, SIGTERM and SIGKILL end
         self.process = None
 
 
@@ -92,16 +93,8 @@ class Instance:
         log.close()
 
     def wait_ready(self) -> None:
-        def ready() -> bool:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited:\n{self.log()}")
-            try:
-                return self.client.get("/readyz").status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(ready, START_TIMEOUT, self.name)
+        assert self.process is not None
+        wait_for_http(self.process, f"http://127.0.0.1:{self.port}/readyz", self.log_path)
 
     def stop(self) -> None:
         self.client.close()
