@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
@@ -28,6 +28,8 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
+from strawberry.types.graphql import OperationType
+from strawberry.utils.operation import get_first_operation, get_operation_type
 
 from schema.limits import LONG_DIGIT_RUN, MAX_INT_LITERAL_DIGITS, MAX_TOKENS
 
@@ -38,6 +40,9 @@ CACHE_SIZE = 256
 class _Entry:
     document: DocumentNode
     errors: list[GraphQLError] | None = None  # None until validated
+    # By the operation name asked for (only names the document defines: a client's other names
+    # are not kept), its type and the name to run it by.
+    operations: dict[str | None, tuple[OperationType, str | None]] = field(default_factory=dict)
 
 
 class DocumentCache:
@@ -63,6 +68,32 @@ class DocumentCache:
         if len(self._entries) > self.maxsize:
             self._entries.popitem(last=False)
         return document
+
+    def runnable(
+        self, query: str, operation_name: str | None
+    ) -> tuple[DocumentNode, OperationType, str | None] | None:
+        """The document, the type of the operation `operation_name` asks for and the name to run
+        it by, when this text already parsed and validated without an error and has that
+        operation; None otherwise (the caller then takes strawberry's whole path, which refuses
+        it as it should). Strawberry runs the first operation when no name is given, by its
+        name: so does this."""
+        entry = self._entries.get(query)
+        if entry is None or entry.errors is None or entry.errors:
+            return None
+        operation = entry.operations.get(operation_name)
+        if operation is None:
+            try:
+                kind = get_operation_type(entry.document, operation_name)
+            except RuntimeError:  # no such operation
+                return None
+            name = operation_name
+            if name is None:
+                first = get_first_operation(entry.document)
+                name = first.name.value if first is not None and first.name else None
+            operation = entry.operations[operation_name] = (kind, name)
+        self.hits += 1
+        self._entries.move_to_end(query)
+        return entry.document, *operation
 
     def validate(
         self, schema: GraphQLSchema, query: str, document: DocumentNode
