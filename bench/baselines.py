@@ -4,6 +4,10 @@
   document cache and rules (schema/documents.py: parse, limits and validation done once per query
   text) and its verified-token cache, answering `{ me { id email } }` from the verified JWT
   without any database;
+- the floor on the short path (`short_floor_app`): the same, on Keyturn's schema class, which
+  runs a document it has seen straight through graphql-core (schema/__init__.py). Keyturn's
+  `me` against it is the cost of the access check and of Keyturn's HTTP layers alone, since
+  against the stock floor the short path's own saving counts in Keyturn's favour;
 - the limit (`limit_app`): a plain Starlette endpoint that reads the JSON body, verifies the JWT
   and returns JSON.
 
@@ -30,7 +34,7 @@ from api.clock import utc_now
 from api.main import app_from_env, settle_heap
 from api.settings import load_settings
 from api.tokens import AccessClaims, TokenExpired, TokenInvalid, TokenService
-from schema import validation_rules
+from schema import KeyturnSchema, validation_rules
 from schema.documents import CachedDocuments, DocumentCache
 
 
@@ -58,6 +62,14 @@ def keyturn_app() -> Starlette:
 
 
 def floor_app() -> GraphQL[Any, None]:
+    return _floor(short_path=False)
+
+
+def short_floor_app() -> GraphQL[Any, None]:
+    return _floor(short_path=True)
+
+
+def _floor(short_path: bool) -> GraphQL[Any, None]:
     tokens = VerifiedTokens(_tokens())
     rules = validation_rules(load_settings())
 
@@ -70,7 +82,11 @@ def floor_app() -> GraphQL[Any, None]:
 
     documents = DocumentCache(rules)
     extensions: list[Any] = [lambda: CachedDocuments(documents)]
-    schema = strawberry.Schema(query=Query, extensions=extensions)
+    schema = (
+        KeyturnSchema(query=Query, extensions=extensions, documents=documents)
+        if short_path
+        else strawberry.Schema(query=Query, extensions=extensions)
+    )
     app = GraphQL(schema, graphql_ide=None)
     settle_heap()  # the same process tuning as Keyturn's, for a like-for-like floor
     return app
@@ -93,4 +109,4 @@ def limit_app() -> Starlette:
     return app
 
 
-__all__ = ["floor_app", "keyturn_app", "limit_app"]
+__all__ = ["floor_app", "keyturn_app", "limit_app", "short_floor_app"]

@@ -4,11 +4,12 @@
                                      [--profile CASE]
 
 Keyturn (its whole middleware stack, as `keyturn serve` builds it) and the framework floor of
-bench/baselines.py are driven with the same `{ me { id email } }` requests through their ASGI
-callables, interleaved, so the figures are the servers' own CPU cost per request, free of the
-network, the HTTP parser and wrk's share of the cores. It prints the median microseconds per
-request of each case and its ratio to the floor; `--profile CASE` runs that case under cProfile
-and prints the 30 costliest functions (cumulative). `make bench` (bench/run.py) measures the same
+bench/baselines.py (stock, and on Keyturn's short path) are driven with the same
+`{ me { id email } }` requests through their ASGI callables, interleaved, so the figures are the
+servers' own CPU cost per request, free of the network, the HTTP parser and wrk's share of the
+cores. It prints the median microseconds per request of each case and its ratio to the floor;
+`--profile CASE` runs that case under cProfile and prints the 30 costliest functions
+(cumulative). `make bench` (bench/run.py) measures the same
 servers over HTTP; this is the tool to find where the time goes.
 """
 
@@ -121,7 +122,8 @@ class Rotations:
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    from bench.baselines import floor_app, keyturn_app  # after the environment is set
+    # After the environment is set.
+    from bench.baselines import floor_app, keyturn_app, short_floor_app
 
     async with AsyncExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
@@ -150,9 +152,11 @@ async def main_async(args: argparse.Namespace) -> None:
         rotations = Rotations([refresh_token(tokens, s) for s in live[-REFRESH_POOL:]])
         keyturn = keyturn_app()
         floor = floor_app()
+        short_floor = short_floor_app()
         await stack.enter_async_context(keyturn.router.lifespan_context(keyturn))
         cases: dict[str, Callable[[int], Awaitable[float]]] = {
             "floor me": lambda n: timed(floor, me_scopes, ME, n),
+            "short floor me": lambda n: timed(short_floor, me_scopes, ME, n),
             "keyturn typename": lambda n: timed(keyturn, [scope(None)], TYPENAME, n),
             "keyturn me": lambda n: timed(keyturn, me_scopes, ME, n),
             "keyturn refresh": lambda n: rotations.timed(keyturn, n // 4),
@@ -200,7 +204,8 @@ def main() -> None:
     parser.add_argument("--sort", default="cumulative")
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument(
-        "--profile", choices=("floor me", "keyturn typename", "keyturn me", "keyturn refresh")
+        "--profile",
+        choices=("floor me", "short floor me", "keyturn typename", "keyturn me", "keyturn refresh"),
     )
     # uvloop, the loop `keyturn serve` runs on: asyncio's own costs more per round trip.
     uvloop.run(main_async(parser.parse_args()))

@@ -38,6 +38,11 @@ def floor_next_to(db: str, workers: int) -> Key:
     return ("floor", f"next to {db}", workers, "me")
 
 
+def short_floor_next_to(db: str, workers: int) -> Key:
+    """The key of the short-path floor's `me` run right before Keyturn's `me` on `db`."""
+    return ("floor, short path", f"next to {db}", workers, "me")
+
+
 def _median_p99(results: dict[Key, list[WrkResult]], key: Key) -> float | None:
     runs = results.get(key)
     return statistics.median(r.p99_ms for r in runs) if runs else None
@@ -129,6 +134,20 @@ def render(
             note = "" if w == 1 else " (informational)"
             row(
                 f"me / framework floor{note}",
+                f"{db}, {w} worker(s)",
+                value,
+                0.85,
+                True,
+                "x",
+                spread,
+            )
+    for db in dbs:
+        for w in counts:
+            # The floor on Keyturn's short path: what the access check and the HTTP layers
+            # cost, with the short path's saving on both sides.
+            value, spread = paired(("keyturn", db, w, "me"), short_floor_next_to(db, w))
+            row(
+                "me / floor on the short path",
                 f"{db}, {w} worker(s)",
                 value,
                 0.85,

@@ -51,6 +51,7 @@ from bench.servers import (
 
 KEYTURN = "bench.baselines:keyturn_app"
 FLOOR = "bench.baselines:floor_app"
+SHORT_FLOOR = "bench.baselines:short_floor_app"
 LIMIT = "bench.baselines:limit_app"
 
 CONNECTIONS = 16  # throughput cases
@@ -214,6 +215,7 @@ def main() -> None:
         rest: list[Job] = []
         baseline_tokens = ""
         floors: dict[int, Server] = {}
+        short_floors: dict[int, Server] = {}
         for db in dbs:
             print(f"{db}: migrating and seeding {SEED_SESSIONS} sessions", flush=True)
             url, cleanup = asyncio.run(prepare_database(db, workdir))
@@ -238,6 +240,10 @@ def main() -> None:
                         first.append(me_job(plan, (name, "-", workers), "me", server, me_file))
                         if name == "floor":
                             floors[workers] = server
+                    for workers in worker_counts:
+                        short_floors[workers] = stack.enter_context(
+                            Server(SHORT_FLOOR, env, workers, workdir)
+                        )
             for workers in worker_counts:
                 server = stack.enter_context(Server(KEYTURN, env, workers, workdir))
                 key = ("keyturn", db, workers)
@@ -245,6 +251,8 @@ def main() -> None:
                 # me / floor ratio pairs are seconds apart, not a minute.
                 floor_key = report.floor_next_to(db, workers)
                 first.append(me_job(plan, floor_key[:3], "me", floors[workers], baseline_tokens))
+                short_key = report.short_floor_next_to(db, workers)[:3]
+                first.append(me_job(plan, short_key, "me", short_floors[workers], baseline_tokens))
                 first.append(me_job(plan, key, "me", server, me_file))
                 jobs_here = keyturn_jobs(plan, key, server, live, cold_file, me_file)
                 # refresh right after this server's me: the refresh/me ratio pairs them.
