@@ -68,15 +68,14 @@ class Principal:
 
 @dataclass(frozen=True, slots=True)
 class _SessionState:
+    """What the access check needs of one session's row and its user's, as read at
+    `fetched_at`, worked out once per read rather than on every request."""
+
     user_id: uuid.UUID
-    session_version: int
-    revoked: bool
-    expires_at: datetime
-    absolute_expires_at: datetime
-    user_active: bool
-    user_version: int
-    role: Role
-    account: Account
+    token_version: int  # the user's, which a live session's own must equal
+    usable: bool  # not revoked, its user active, not ended by a token_version bump
+    ends_at: datetime  # the earlier of the idle and the absolute expiry
+    principal: Principal
     fetched_at: float
 
 
@@ -133,22 +132,13 @@ class AccessChecker:
         state = await self._state(claims.session_id)
         if (
             state is None
+            or not state.usable
             or state.user_id != claims.user_id
-            or state.revoked
-            or not state.user_active
-            or state.user_version != claims.token_version
-            or state.session_version != state.user_version
-            or now >= state.expires_at
-            or now >= state.absolute_expires_at
+            or state.token_version != claims.token_version
+            or now >= state.ends_at
         ):
             raise AuthError(ErrorCode.TOKEN_REVOKED)
-        return Principal(
-            user_id=state.user_id,
-            session_id=claims.session_id,
-            role=state.role,
-            token_version=state.user_version,
-            account=state.account,
-        )
+        return state.principal
 
     async def _state(self, session_id: uuid.UUID) -> _SessionState | None:
         now = time.monotonic()
@@ -218,19 +208,26 @@ class AccessChecker:
             self._cache.pop(session_id, None)
             return None
         session, user = found
+        user_id, version = session["user_id"], user["token_version"]
         state = _SessionState(
-            user_id=session["user_id"],
-            session_version=session["token_version"],
-            revoked=session["revoked_at"] is not None,
-            expires_at=session["expires_at"],
-            absolute_expires_at=session["absolute_expires_at"],
-            user_active=user["is_active"],
-            user_version=user["token_version"],
-            role=Role(user["role"]),
-            account=Account(
-                email=user["email"],
-                created_at=user["created_at"],
-                last_login_at=user["last_login_at"],
+            user_id=user_id,
+            token_version=version,
+            usable=(
+                session["revoked_at"] is None
+                and bool(user["is_active"])
+                and session["token_version"] == version
+            ),
+            ends_at=min(session["expires_at"], session["absolute_expires_at"]),
+            principal=Principal(
+                user_id=user_id,
+                session_id=session_id,
+                role=Role(user["role"]),
+                token_version=version,
+                account=Account(
+                    email=user["email"],
+                    created_at=user["created_at"],
+                    last_login_at=user["last_login_at"],
+                ),
             ),
             fetched_at=started,
         )

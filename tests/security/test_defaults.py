@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 
 import httpx
 import pytest
 
+from api.middleware import RequestIds
 from schema.types import User
 from tests.conftest import AppFactory, Harness
 
@@ -114,6 +116,26 @@ async def test_every_response_carries_a_fresh_request_id(api: Harness) -> None:
         seen.add(response.headers["x-request-id"])
     assert len(seen) == 3
     assert (await api.client.get("/healthz")).headers["x-request-id"]
+
+
+def test_request_ids_are_random_across_blocks_and_after_a_fork() -> None:
+    ids = RequestIds()
+    drawn = [ids() for _ in range(3 * RequestIds.BLOCK // 16 + 5)]  # past several refills
+    assert all(re.fullmatch(r"[0-9a-f]{32}", one) for one in drawn)
+    assert len(set(drawn)) == len(drawn)
+    # A forked child must not hand out the ids its parent has yet to (the rest of the block).
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child)
+        os.write(write, ids().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    with os.fdopen(read) as pipe:
+        from_child = pipe.read()
+    assert re.fullmatch(r"[0-9a-f]{32}", from_child)
+    assert from_child != ids()
+    assert from_child not in drawn
 
 
 async def test_a_request_id_is_taken_only_from_a_trusted_proxy(app_factory: AppFactory) -> None:
