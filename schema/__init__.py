@@ -50,7 +50,7 @@ class KeyturnSchema(strawberry.Schema):
     past strawberry's per-request machinery: an execution context, an extensions runner, and
     entered and left hooks for each of four stages, which are there for extensions and which the
     schema's only extension (the document cache) needs only for a text it has not seen. That
-    machinery was about 30 µs, a tenth of a cached `me` over HTTP.
+    machinery was about 45 µs of a cached `me`'s 165 in process (docs/performance.md).
     """
 
     def __init__(
