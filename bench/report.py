@@ -127,34 +127,19 @@ def render(
             f"| {target} | {config} | {shown} | {goal_text} | {_verdict(value, goal, at_least)} |"
         )
 
-    for db in dbs:
-        for w in counts:
-            # Paired with the floor's run just before this server's `me` (bench/run.py).
-            value, spread = paired(("keyturn", db, w, "me"), floor_next_to(db, w))
-            note = "" if w == 1 else " (informational)"
-            row(
-                f"me / framework floor{note}",
-                f"{db}, {w} worker(s)",
-                value,
-                0.85,
-                True,
-                "x",
-                spread,
-            )
-    for db in dbs:
-        for w in counts:
-            # The floor on Keyturn's short path: what the access check and the HTTP layers
-            # cost, with the short path's saving on both sides.
-            value, spread = paired(("keyturn", db, w, "me"), short_floor_next_to(db, w))
-            row(
-                "me / floor on the short path",
-                f"{db}, {w} worker(s)",
-                value,
-                0.85,
-                True,
-                "x",
-                spread,
-            )
+    floors = (
+        ("me / framework floor", floor_next_to),
+        # The floor on Keyturn's short path: what the access check and the HTTP layers cost,
+        # with the short path's saving on both sides.
+        ("me / floor on the short path", short_floor_next_to),
+    )
+    for target, next_to in floors:
+        for db in dbs:
+            for w in counts:
+                # Paired with that floor's run just before this server's `me` (bench/run.py).
+                value, spread = paired(("keyturn", db, w, "me"), next_to(db, w))
+                note = "" if w == 1 else " (informational)"
+                row(f"{target}{note}", f"{db}, {w} worker(s)", value, 0.85, True, "x", spread)
     for db in dbs:
         for w in counts:
             me = _median_rps(results, ("keyturn", db, w, "me"))
