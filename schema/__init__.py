@@ -62,9 +62,9 @@ class KeyturnSchema(strawberry.Schema):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.suggestions = suggestions
+        self.documents = documents
         # The short path only while the document cache is all the extensions there are: any
         # other would be skipped by it.
-        self.documents = documents
         extensions = self.get_extensions()
         self._known = (
             documents
