@@ -71,11 +71,9 @@ class _SessionState:
     """What the access check needs of one session's row and its user's, as read at
     `fetched_at`, worked out once per read rather than on every request."""
 
-    user_id: uuid.UUID
-    token_version: int  # the user's, which a live session's own must equal
+    principal: Principal  # its user and the user's token_version, which a token must carry
     usable: bool  # not revoked, its user active, not ended by a token_version bump
     ends_at: datetime  # the earlier of the idle and the absolute expiry
-    principal: Principal
     fetched_at: float
 
 
@@ -130,15 +128,12 @@ class AccessChecker:
         except TokenInvalid:
             raise AuthError(ErrorCode.UNAUTHENTICATED) from None
         state = await self._state(claims.session_id)
-        if (
-            state is None
-            or not state.usable
-            or state.user_id != claims.user_id
-            or state.token_version != claims.token_version
-            or now >= state.ends_at
-        ):
+        if state is None or not state.usable or now >= state.ends_at:
             raise AuthError(ErrorCode.TOKEN_REVOKED)
-        return state.principal
+        principal = state.principal
+        if principal.user_id != claims.user_id or principal.token_version != claims.token_version:
+            raise AuthError(ErrorCode.TOKEN_REVOKED)
+        return principal
 
     async def _state(self, session_id: uuid.UUID) -> _SessionState | None:
         now = time.monotonic()
@@ -208,10 +203,8 @@ class AccessChecker:
             self._cache.pop(session_id, None)
             return None
         session, user = found
-        user_id, version = session["user_id"], user["token_version"]
+        version = user["token_version"]
         state = _SessionState(
-            user_id=user_id,
-            token_version=version,
             usable=(
                 session["revoked_at"] is None
                 and bool(user["is_active"])
@@ -219,7 +212,7 @@ class AccessChecker:
             ),
             ends_at=min(session["expires_at"], session["absolute_expires_at"]),
             principal=Principal(
-                user_id=user_id,
+                user_id=session["user_id"],
                 session_id=session_id,
                 role=Role(user["role"]),
                 token_version=version,
@@ -244,7 +237,7 @@ class AccessChecker:
         return (
             now - fetched < self._ttl
             and self._session_marks.get(session_id, -1.0) < fetched
-            and self._user_marks.get(state.user_id, -1.0) < fetched
+            and self._user_marks.get(state.principal.user_id, -1.0) < fetched
         )
 
     async def close(self) -> None:

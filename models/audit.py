@@ -11,7 +11,7 @@ from tortoise import fields
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
-from models.keyset import before_key
+from models.keyset import newest_first
 from models.statements import Statement, encode, insert_sql
 
 if TYPE_CHECKING:
@@ -136,9 +136,7 @@ def events_page_query(
         query = query.filter(user_id=user_id)
     if kinds:
         query = query.filter(kind__in=kinds)
-    if after is not None:
-        query = query.filter(before_key(*after))
-    return query.order_by("-created_at", "-id").limit(first + 1)
+    return newest_first(query, first, after)
 
 
 async def events_page(

@@ -1,11 +1,16 @@
-"""The keyset condition of the newest-first pages (sessions, audit events)."""
+"""Newest-first pages by keyset (sessions, audit events): their condition and their order."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import TypeVar
 
 from tortoise.expressions import Q
+from tortoise.models import Model
+from tortoise.queryset import QuerySet
+
+M = TypeVar("M", bound=Model)
 
 
 def before_key(created: datetime, row_id: uuid.UUID) -> Q:
@@ -19,3 +24,13 @@ def before_key(created: datetime, row_id: uuid.UUID) -> Q:
     instant. (SQLite found the bound in either form.)
     """
     return Q(created_at__lte=created) & (Q(created_at__lt=created) | Q(id__lt=row_id))
+
+
+def newest_first(
+    query: QuerySet[M], first: int, after: tuple[datetime, uuid.UUID] | None
+) -> QuerySet[M]:
+    """One page of `query`, newest first, after the keyset `after`, plus one row (which tells
+    that a next page follows); the order is the one `before_key` bounds."""
+    if after is not None:
+        query = query.filter(before_key(*after))
+    return query.order_by("-created_at", "-id").limit(first + 1)

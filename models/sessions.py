@@ -16,7 +16,7 @@ from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from models.audit import EVENT_COLUMNS, INSERT_EVENT, AuditEvent
-from models.keyset import before_key
+from models.keyset import newest_first
 from models.statements import (
     OneTripTransactions,
     Row,
@@ -334,7 +334,4 @@ async def sessions_page(
     after: tuple[datetime, uuid.UUID] | None,
 ) -> list[Session]:
     """A user's sessions, newest first, one page after the keyset `after`, plus one row."""
-    query = Session.filter(wanted, user_id=user_id)
-    if after is not None:
-        query = query.filter(before_key(*after))
-    return await query.order_by("-created_at", "-id").limit(first + 1)
+    return await newest_first(Session.filter(wanted, user_id=user_id), first, after)

@@ -9,7 +9,7 @@ import shutil
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import closing
+from contextlib import asynccontextmanager, closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,16 @@ BROKEN_NAME = "1_20990101000000_broken.py"
 GOOD = BROKEN.replace('INSERT INTO "no_such_table" ("id") VALUES (1);', "").replace(
     "half_done", "good_one"
 )
+
+
+@asynccontextmanager
+async def orm(database_url: str) -> AsyncIterator[None]:
+    """tortoise's models on `database_url` for the block (the tests here migrate first)."""
+    await Tortoise.init(config=tortoise_config(database_url))
+    try:
+        yield
+    finally:
+        await Tortoise.close_connections()
 
 
 @pytest.fixture
@@ -182,8 +192,7 @@ async def test_the_upgraded_database_serves_the_models(
 ) -> None:
     """The tables the migrations create are the ones the models read and write."""
     await migrate(empty_database)
-    await Tortoise.init(config=tortoise_config(empty_database))
-    try:
+    async with orm(empty_database):
         now = datetime.now(UTC)
         user = await User.create(
             email="m@example.com",
@@ -197,8 +206,6 @@ async def test_the_upgraded_database_serves_the_models(
         await AuditEvent.create(kind="user_created", created_at=now, user=user, detail={"a": 1})
         assert (await User.get(id=user.id)).role is Role.ADMIN
         assert (await AuditEvent.get(user_id=user.id)).detail == {"a": 1}
-    finally:
-        await Tortoise.close_connections()
 
 
 async def test_postgres_gets_a_trigram_index_for_the_users_search(scratch_pg: str) -> None:
@@ -285,8 +292,7 @@ async def test_a_rotation_on_postgres_is_a_heap_only_update(scratch_pg: str) -> 
     With an index on any rotated column, none of them would be heap-only."""
     url = pg_url(scratch_pg)
     await migrate(url)
-    await Tortoise.init(config=tortoise_config(url))
-    try:
+    async with orm(url):
         now = datetime.now(UTC)
         user = await User.create(
             email="hot@example.com", password_hash="x", created_at=now, updated_at=now
@@ -325,8 +331,6 @@ async def test_a_rotation_on_postgres_is_a_heap_only_update(scratch_pg: str) -> 
                 " pg_stat_get_xact_tuples_hot_updated('sessions'::regclass) AS hot,"
                 " (SELECT reloptions FROM pg_class WHERE relname = 'sessions') AS options"
             )
-    finally:
-        await Tortoise.close_connections()
 
     assert counts["updated"] == 5
     assert counts["hot"] == 5
@@ -340,8 +344,7 @@ async def test_upgrading_sessions_keeps_every_row_and_the_reference_to_users(
     index on user_id, and its cascade from users."""
     newer, restore = hold_back(migrations_copy, dialect, UNINDEXED)
     await migrate(empty_database)
-    await Tortoise.init(config=tortoise_config(empty_database))
-    try:
+    async with orm(empty_database):
         now = datetime.now(UTC)
         users = [
             await User.create(
@@ -366,14 +369,11 @@ async def test_upgrading_sessions_keeps_every_row_and_the_reference_to_users(
                 revoked_reason="logout" if i == 5 else None,
             )
         before = await SessionRow.all().order_by("id").values()
-    finally:
-        await Tortoise.close_connections()
     restore()
 
     assert (await migrate(empty_database))[0] == newer
 
-    await Tortoise.init(config=tortoise_config(empty_database))
-    try:
+    async with orm(empty_database):
         assert await SessionRow.all().order_by("id").values() == before
         await User.filter(id=users[0].id).delete()
         assert await SessionRow.filter(user_id=users[0].id).count() == 0
@@ -381,8 +381,6 @@ async def test_upgrading_sessions_keeps_every_row_and_the_reference_to_users(
         if dialect == "sqlite":
             conn = Tortoise.get_connection("sqlite")
             assert await conn.execute_query_dict("PRAGMA foreign_key_check") == []
-    finally:
-        await Tortoise.close_connections()
     indexes = await session_indexes(empty_database)
     assert ["user_id", "created_at", "id"] in indexes.values()
 
@@ -392,21 +390,17 @@ async def test_upgrading_counts_the_users_already_there(
 ) -> None:
     newer, restore = hold_back(migrations_copy, dialect, USERS_COUNT)
     await migrate(empty_database)
-    await Tortoise.init(config=tortoise_config(empty_database))
-    try:
+    async with orm(empty_database):
         now = datetime.now(UTC)
         for i in range(3):
             await User.create(
                 email=f"early{i}@example.com", password_hash="x", created_at=now, updated_at=now
             )
-    finally:
-        await Tortoise.close_connections()
     restore()
 
     assert (await migrate(empty_database))[0] == newer
 
-    await Tortoise.init(config=tortoise_config(empty_database))
-    try:
+    async with orm(empty_database):
         conn = Tortoise.get_connection(dialect)
         [row] = await conn.execute_query_dict('SELECT "users" FROM "users_count"')
         assert row["users"] == 3
@@ -415,8 +409,6 @@ async def test_upgrading_counts_the_users_already_there(
         )
         [row] = await conn.execute_query_dict('SELECT "users" FROM "users_count"')
         assert row["users"] == 4
-    finally:
-        await Tortoise.close_connections()
 
 
 # The models and the migrations agree.
