@@ -197,7 +197,8 @@ def _rotate_and_record_sql() -> str:
     # PostgreSQL: one statement. The update returns the rows it changed, joined; the event is
     # inserted from its result, so both happen or neither. The event's parameters are cast to
     # their columns' types, which PostgreSQL cannot infer in a SELECT list (the base type: a
-    # cast to VARCHAR(n) would silently cut a longer value).
+    # cast to VARCHAR(n) would silently cut a longer value). It answers exactly one row, of
+    # NULLs when nothing was rotated, so that grouped executions' rows pair with their callers.
     fields = AuditEvent._meta.fields_map
     casts = ", ".join(
         f"CAST(? AS {fields[name].get_for_dialect('postgres', 'SQL_TYPE').split('(')[0]})"
@@ -208,7 +209,7 @@ def _rotate_and_record_sql() -> str:
     return (
         f"WITH rotated AS ({_ROTATE_SQL} RETURNING {returning}), "  # noqa: S608
         f'recorded AS (INSERT INTO "audit_events" ({quoted}) SELECT {casts} FROM rotated) '
-        "SELECT * FROM rotated"
+        "SELECT rotated.* FROM (SELECT 1) AS one LEFT JOIN rotated ON TRUE"
     )
 
 
@@ -241,29 +242,30 @@ async def rotate_refresh_token(rotation: Rotation, event: list[Any]) -> Rotated 
     both see the same current id, so the row count of this conditional UPDATE is the lock. It
     runs on every refresh, so the whole of it is one round trip: on PostgreSQL one statement,
     on SQLite one trip to the connection's thread (where RETURNING cannot name a joined table,
-    so the row is read back inside the transaction).
+    so the row is read back inside the transaction). Concurrent rotations share their trip and
+    their commit on both: grouped on PostgreSQL, group commit on SQLite.
     """
     values = rotation.values()
     conn = Session._meta.db
     if conn.capabilities.dialect == "postgres":
-        rows = await ROTATE_AND_RECORD.rows(conn, values + event)
-    else:
-        if not provides(type(conn), OneTripTransactions):
-            raise TypeError(f"{type(conn).__name__} cannot run a transaction in one trip")
-        rotate, record, read = (
-            _ROTATE.sql(conn),
-            INSERT_EVENT.sql(conn),
-            _SESSION_WITH_USER.sql(conn),
-        )
-        key = encode(Session, ("id", rotation.session_id))
+        row = await ROTATE_AND_RECORD.grouped_row(conn, values + event)
+        return Rotated(row) if row["s_id"] is not None else None
+    if not provides(type(conn), OneTripTransactions):
+        raise TypeError(f"{type(conn).__name__} cannot run a transaction in one trip")
+    rotate, record, read = (
+        _ROTATE.sql(conn),
+        INSERT_EVENT.sql(conn),
+        _SESSION_WITH_USER.sql(conn),
+    )
+    key = encode(Session, ("id", rotation.session_id))
 
-        def rotate_and_record(db: sqlite3.Connection) -> list[dict[str, Any]]:
-            if db.execute(rotate, values).rowcount != 1:
-                return []
-            db.execute(record, event)
-            return [dict(row) for row in db.execute(read, key)]
+    def rotate_and_record(db: sqlite3.Connection) -> list[dict[str, Any]]:
+        if db.execute(rotate, values).rowcount != 1:
+            return []
+        db.execute(record, event)
+        return [dict(row) for row in db.execute(read, key)]
 
-        rows = await cast(OneTripTransactions, conn).run_in_transaction(rotate_and_record)
+    rows = await cast(OneTripTransactions, conn).run_in_transaction(rotate_and_record)
     return Rotated(rows[0]) if rows else None
 
 

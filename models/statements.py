@@ -65,6 +65,17 @@ class Statement:
             return await cast(HeldConnections, conn).fetch_held(self.sql(conn), values)
         return await conn.execute_query_dict(self.sql(conn), values)
 
+    async def grouped_row(self, conn: BaseDBAsyncClient, values: list[Any]) -> Row:
+        """The one row a statement that always returns exactly one gives for `values`, outside
+        any transaction; on PostgreSQL sent together with other executions waiting to go (see
+        api/postgres.py, `fetch_grouped`)."""
+        if provides(type(conn), GroupedStatements):
+            return await cast(GroupedStatements, conn).fetch_grouped(self.sql(conn), values)
+        rows = await self.rows(conn, values)
+        if len(rows) != 1:
+            raise ValueError(f"{len(rows)} rows where the statement gives exactly one")
+        return rows[0]
+
     async def lookup(self, conn: BaseDBAsyncClient, values: list[Any]) -> Sequence[Row]:
         """`rows` for a short read outside any transaction: on SQLite, on the event loop's own
         thread (see api/sqlite.py, `read_on_loop`)."""
@@ -91,6 +102,14 @@ class HeldConnections(Protocol):
     api/postgres.py); transactions run on their own connection and are never one."""
 
     async def fetch_held(self, sql: str, values: list[Any]) -> Sequence[Row]: ...
+
+
+@runtime_checkable
+class GroupedStatements(Protocol):
+    """A client that sends executions of a one-row statement waiting at the same time together,
+    in one round trip and one transaction (Keyturn's PostgreSQL, api/postgres.py)."""
+
+    async def fetch_grouped(self, sql: str, values: list[Any]) -> Row: ...
 
 
 @runtime_checkable

@@ -14,7 +14,7 @@ from tortoise.transactions import in_transaction
 
 from api.db import connection, is_unavailable, tortoise_config
 from api.postgres import KeyturnAsyncpgClient, PooledConnection, _alive, _keeps_connection
-from models.statements import HeldConnections
+from models.statements import GroupedStatements, HeldConnections
 from tests.conftest import pg_url, require_service
 
 
@@ -304,3 +304,133 @@ def test_a_held_connection_is_kept_only_after_a_statements_own_error(
     # A real server always sends an SQLSTATE; the last case is the defensive default, which
     # no real server can be made to produce.
     assert _keeps_connection(error) is kept
+
+
+# Grouped statements: concurrent rotations share a round trip and a commit
+# (api/postgres.py, `fetch_grouped`).
+
+NUMBERED = "SELECT $1::int AS n, txid_current() AS tx, pg_backend_pid() AS pid"
+# One row per execution, as a grouped statement must give: the row it wrote, or NULLs.
+ADD = (
+    "WITH added AS (INSERT INTO grouped VALUES ($1) RETURNING 100 / id AS share) "
+    "SELECT added.* FROM (SELECT 1) AS one LEFT JOIN added ON TRUE"
+)
+
+COUNT = "SELECT count(*) AS n FROM grouped"
+
+
+async def _grouped_table(client: KeyturnAsyncpgClient) -> None:
+    # Not a temporary table: the executions run on whichever held connection is free.
+    await client.fetch_held("DROP TABLE IF EXISTS grouped", [])
+    await client.fetch_held("CREATE TABLE grouped (id int PRIMARY KEY)", [])
+
+
+async def _grouped_ids(client: KeyturnAsyncpgClient) -> list[int]:
+    rows = await client.fetch_held("SELECT id FROM grouped ORDER BY id", [])
+    return [row["id"] for row in rows]
+
+
+async def test_concurrent_executions_go_out_together_in_one_transaction(pg: str) -> None:
+    client = _client(pg)
+    assert isinstance(client, GroupedStatements)
+    alone = await client.fetch_grouped(NUMBERED, [7])
+    assert alone["n"] == 7
+    rows = await asyncio.gather(*(client.fetch_grouped(NUMBERED, [n]) for n in range(20)))
+    # Each caller gets the row of its own execution, in one transaction and one round trip.
+    assert [row["n"] for row in rows] == list(range(20))
+    assert len({row["tx"] for row in rows}) == 1
+    assert len({row["pid"] for row in rows}) == 1
+    assert rows[0]["tx"] != alone["tx"]
+    assert _kept_out(client) == 1  # on a held connection, back among them
+
+
+async def test_a_grouped_execution_sees_the_writes_of_the_ones_before_it(pg: str) -> None:
+    client = _client(pg)
+    await _grouped_table(client)
+    first, again = await asyncio.gather(
+        client.fetch_grouped(ADD, [5]),
+        client.fetch_grouped("SELECT count(*) AS n FROM grouped", []),
+    )
+    assert first["share"] == 20
+    assert again["n"] == 1  # a different statement, so the next group: after the commit
+    rows = await asyncio.gather(client.fetch_grouped(COUNT, []), client.fetch_grouped(COUNT, []))
+    assert [row["n"] for row in rows] == [1, 1]
+
+
+async def test_a_refused_execution_fails_alone_and_the_others_are_written_once(pg: str) -> None:
+    client = _client(pg)
+    await _grouped_table(client)
+    pid = await _pid(client)
+    results = await asyncio.gather(
+        *(client.fetch_grouped(ADD, [n]) for n in (1, 2, 0, 4)), return_exceptions=True
+    )
+    # 100 / 0: the server refused the group, which ran again one by one.
+    assert isinstance(results[2], OperationalError)
+    assert [row["share"] for row in results if not isinstance(row, Exception)] == [100, 50, 25]
+    assert await _grouped_ids(client) == [1, 2, 4]
+    # A duplicate key fails the same way, as tortoise's IntegrityError.
+    results = await asyncio.gather(
+        client.fetch_grouped(ADD, [8]), client.fetch_grouped(ADD, [1]), return_exceptions=True
+    )
+    assert isinstance(results[1], IntegrityError)
+    assert await _grouped_ids(client) == [1, 2, 4, 8]
+    assert await _pid(client) == pid  # refusals keep the connection
+
+
+async def test_a_caller_that_gives_up_before_its_group_goes_out_is_left_out(pg: str) -> None:
+    client = _client(pg)
+    await _grouped_table(client)
+    calls = [asyncio.create_task(client.fetch_grouped(ADD, [n])) for n in (1, 2, 3)]
+    await asyncio.sleep(0)  # each call is waiting for its group, which has not gone out yet
+    calls[1].cancel()
+    done = await asyncio.gather(*calls, return_exceptions=True)
+    assert isinstance(done[1], asyncio.CancelledError)
+    assert await _grouped_ids(client) == [1, 3]
+
+
+async def test_a_group_whose_connection_is_lost_fails_every_caller(pg: str) -> None:
+    client = _client(pg)
+    pid = await _pid(client)
+    sleeping = "SELECT $1::int AS n, pg_sleep(30) AS slept"
+    async with client.acquire_connection() as other:
+        group = asyncio.gather(
+            *(client.fetch_grouped(sleeping, [n]) for n in range(3)), return_exceptions=True
+        )
+        async with asyncio.timeout(5):
+            while not await other.fetchval(  # noqa: ASYNC110 (the server's view, no event)
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active'", pid
+            ):
+                await asyncio.sleep(0.01)
+        await other.fetch("SELECT pg_terminate_backend($1)", pid)
+        results = await asyncio.wait_for(group, 5)
+    assert all(isinstance(result, asyncpg.ConnectionDoesNotExistError) for result in results)
+    assert all(is_unavailable(result) for result in results)
+    # The connection is not kept, and the next group runs on another.
+    assert _kept_out(client) == 0
+    row = await client.fetch_grouped(NUMBERED, [1])
+    assert row["pid"] != pid
+
+
+async def test_a_statement_giving_other_than_one_row_is_an_error(pg: str) -> None:
+    client = _client(pg)
+    with pytest.raises(OperationalError, match="0 rows"):
+        await client.fetch_grouped("SELECT 1 AS n WHERE false", [])
+    results = await asyncio.gather(
+        client.fetch_grouped("SELECT generate_series(1, $1::int) AS n", [2]),
+        client.fetch_grouped("SELECT generate_series(1, $1::int) AS n", [1]),
+        return_exceptions=True,
+    )
+    assert all(isinstance(result, OperationalError) for result in results)
+
+
+async def test_close_answers_the_groups_asked_for_before_it(pg_database: str | None) -> None:
+    require_service("PostgreSQL", pg_database is not None)
+    assert pg_database is not None
+    url = pg_url(pg_database)
+    await Tortoise.init(config=tortoise_config(url))
+    client = _client(url)
+    calls = [asyncio.create_task(client.fetch_grouped(NUMBERED, [n])) for n in range(5)]
+    await asyncio.sleep(0)
+    await asyncio.wait_for(Tortoise.close_connections(), 5)
+    assert [call.result()["n"] for call in calls] == list(range(5))
+    assert client._runner_tasks == set()
