@@ -6,7 +6,6 @@ its audit event. They know nothing of GraphQL or HTTP.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +24,7 @@ from models import AuditKind, Role
 from models import Session as SessionRow
 from models import User as UserRow
 from models.audit import event_values, insert_event
+from models.ids import random_uuid
 from models.sessions import (
     Rotation,
     active_sessions,
@@ -77,7 +77,7 @@ async def _open_session(
     session = await SessionRow.create(
         user_id=user.id,
         token_version=user.token_version,
-        current_token_id=uuid.uuid4(),
+        current_token_id=random_uuid(),
         rotated_at=issued,
         created_at=issued,
         last_used_at=issued,
@@ -250,7 +250,7 @@ async def _rotate(
         user_id=claims.user_id,
         presented_token_id=claims.token_id,
         token_version=claims.token_version,
-        new_token_id=uuid.uuid4(),
+        new_token_id=random_uuid(),
         issued_at=issued,
         expires_at=issued + timedelta(seconds=kt.settings.refresh_token_ttl),
         now=now,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
 
@@ -26,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.clients import Network, client_address, parse_networks, peer_is_trusted
 from api.logs import escape
 from api.settings import Settings
+from models.ids import random_hex
 
 access_logger = logging.getLogger("keyturn.access")
 
@@ -37,28 +37,6 @@ HSTS = "max-age=63072000; includeSubDomains"
 CORS_METHODS = ("GET", "POST")
 CORS_HEADERS = ("accept", "authorization", "content-type", "x-request-id")
 CORS_MAX_AGE = "600"
-
-
-class RequestIds:
-    """Random request ids, 128 bits each as 32 hex digits (as a UUID's hex), from the OS's
-    random source in blocks: reading it for each id cost a cached `me` about 1%. Random rather
-    than counted, so that ids tell a client nothing of the traffic between its calls. A process
-    forked from this one reads a block of its own before its first id, or it would hand out
-    its parent's."""
-
-    BLOCK = 4096
-
-    def __init__(self) -> None:
-        self._block = b""
-        self._next = 0
-        self._pid = 0
-
-    def __call__(self) -> str:
-        start = self._next
-        if start + 16 > len(self._block) or self._pid != os.getpid():
-            self._block, self._pid, start = os.urandom(self.BLOCK), os.getpid(), 0
-        self._next = start + 16
-        return self._block[start : start + 16].hex()
 
 
 def build_middleware(settings: Settings) -> list[Middleware]:
@@ -118,7 +96,7 @@ class RequestContext:
     def __init__(self, app: ASGIApp, trusted_proxies: tuple[Network, ...], hsts: bool) -> None:
         self.app = app
         self.trusted = trusted_proxies
-        self.new_id = RequestIds()
+        self.new_id = random_hex
         headers = [
             (b"x-content-type-options", b"nosniff"),
             (b"x-frame-options", b"DENY"),

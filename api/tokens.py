@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from api.jws import HS256Codec, JWSInvalid
+from models.ids import random_hex
 
 if TYPE_CHECKING:
     from api.settings import Settings
@@ -163,7 +164,7 @@ class TokenService:
                 "role": role,
                 "iat": issued,
                 "exp": expires,
-                "jti": uuid.uuid4().hex,
+                "jti": random_hex(),
             }
         )
         return token, _from_timestamp(expires)

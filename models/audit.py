@@ -11,6 +11,7 @@ from tortoise import fields
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
+from models.ids import random_uuid
 from models.keyset import newest_first
 from models.statements import Statement, encode, insert_sql
 
@@ -91,7 +92,7 @@ def event_values(
     """One new event's parameters for `INSERT_EVENT`, in the order of `EVENT_COLUMNS`."""
     return encode(
         AuditEvent,
-        ("id", uuid.uuid4()),
+        ("id", random_uuid()),
         ("created_at", now),
         ("kind", kind.value),
         ("user_id", user_id),

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import re
+import uuid
 
 import httpx
 import pytest
 
-from api.middleware import RequestIds
+from models.ids import BLOCK, RandomIds
 from schema.types import User
 from tests.conftest import AppFactory, Harness
 
@@ -118,23 +119,30 @@ async def test_every_response_carries_a_fresh_request_id(api: Harness) -> None:
     assert (await api.client.get("/healthz")).headers["x-request-id"]
 
 
-def test_request_ids_are_random_across_blocks_and_after_a_fork() -> None:
-    ids = RequestIds()
-    drawn = [ids() for _ in range(3 * RequestIds.BLOCK // 16 + 5)]  # past several refills
+def test_random_ids_are_random_across_blocks_and_after_a_fork() -> None:
+    ids = RandomIds()
+    drawn = [ids.hex() for _ in range(3 * BLOCK // 16 + 5)]  # past several refills
     assert all(re.fullmatch(r"[0-9a-f]{32}", one) for one in drawn)
     assert len(set(drawn)) == len(drawn)
+    uuids = [ids.uuid4() for _ in range(3 * BLOCK // 16 + 5)]
+    assert all(one.version == 4 and one.variant == uuid.RFC_4122 for one in uuids)
+    assert len({one.hex for one in uuids} | set(drawn)) == len(uuids) + len(drawn)
+    # The other 122 bits are not fixed: each one is set in some of them and clear in others.
+    varying = [one.int for one in uuids]
+    fixed = {bit for bit in range(128) if len({(value >> bit) & 1 for value in varying}) == 1}
+    assert fixed == {76, 77, 78, 79, 62, 63}, sorted(fixed)
     # A forked child must not hand out the ids its parent has yet to (the rest of the block).
     read, write = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover (the child)
-        os.write(write, ids().encode())
+        os.write(write, ids.hex().encode())
         os._exit(0)
     os.close(write)
     os.waitpid(child, 0)
     with os.fdopen(read) as pipe:
         from_child = pipe.read()
     assert re.fullmatch(r"[0-9a-f]{32}", from_child)
-    assert from_child != ids()
+    assert from_child != ids.hex()
     assert from_child not in drawn
 
 
