@@ -11,6 +11,7 @@ another algorithm, `crit`, `jku` or a reordered header are all simply not that t
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import json
 import re
@@ -36,7 +37,9 @@ class HS256Codec:
     def __init__(self, secret: bytes, *, typ: str, kid: str) -> None:
         if len(secret) < MIN_SECRET_BYTES:
             raise ValueError(f"an HS256 secret must be at least {MIN_SECRET_BYTES} bytes long")
-        self._key = secret
+        # Keyed once: each signature copies it, where hmac.digest(key, ...) looks the hash up
+        # by name and derives the key's pads again for every token.
+        self._keyed = hmac.new(secret, digestmod=hashlib.sha256)
         # Serialised as PyJWT does (sorted keys, no spaces), which makes the segment identical.
         header = {"alg": "HS256", "kid": kid, "typ": typ}
         self._header = _b64url(json.dumps(header, separators=(",", ":"), sort_keys=True).encode())
@@ -70,4 +73,6 @@ class HS256Codec:
         return claims
 
     def _signature(self, signing_input: str) -> str:
-        return _b64url(hmac.digest(self._key, signing_input.encode("ascii"), "sha256"))
+        mac = self._keyed.copy()
+        mac.update(signing_input.encode("ascii"))
+        return _b64url(mac.digest())
