@@ -50,6 +50,11 @@ class WindowCounters(Storage):
             self._live(key, now)
 
     async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        return self.add(key, expiry, amount)
+
+    def add(self, key: str, expiry: int, amount: int = 1) -> int:
+        """`incr` without the await: the count after adding `amount`, in a window of `expiry`
+        seconds that begins with the first hit."""
         now = self._clock()
         self._sweep(now)
         if not self._live(key, now):
