@@ -5,7 +5,8 @@ way: about 3 µs, and a refresh makes three ids (its new token's, its audit even
 token's `jti`). Here one read serves 256 ids. They are as random as `uuid4`'s: the same source,
 the same bits (122 of them, and the version and variant `uuid4` sets). Random rather than
 counted, so that an id tells nothing of what was issued between two of them. A process forked
-from this one reads a block of its own before its first id, or it would repeat its parent's.
+from this one drops the block it inherited and reads one of its own before its first id, or it
+would repeat its parent's (a hook run at the fork, rather than a `getpid` system call per id).
 """
 
 from __future__ import annotations
@@ -23,12 +24,15 @@ class RandomIds:
     def __init__(self) -> None:
         self._block = b""
         self._next = 0
-        self._pid = 0
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._block, self._next = b"", 0
 
     def bytes16(self) -> bytes:
         start = self._next
-        if start + 16 > len(self._block) or self._pid != os.getpid():
-            self._block, self._pid, start = os.urandom(BLOCK), os.getpid(), 0
+        if start + 16 > len(self._block):
+            self._block, start = os.urandom(BLOCK), 0
         self._next = start + 16
         return self._block[start : start + 16]
 
