@@ -182,15 +182,25 @@ ROTATED_COLUMNS = (
 )
 # The compare-and-set of the current token, only while the session is alive: not revoked, not
 # expired, of the token's user and version, and that user active and still at that version.
-_ROTATE_SQL = (
-    'UPDATE "sessions" AS s SET '  # noqa: S608 (column names from the constant above)
-    + ", ".join(f'"{column}" = ?' for column in ROTATED_COLUMNS)
-    + ' FROM "users" AS u WHERE s."id" = ? AND s."user_id" = ? AND s."current_token_id" = ? '
-    'AND s."token_version" = ? AND s."revoked_at" IS NULL '
-    'AND s."expires_at" > ? AND s."absolute_expires_at" > ? '
-    'AND u."id" = s."user_id" AND u."is_active" AND u."token_version" = s."token_version"'
+_SET_ROTATED = ", ".join(f'"{column}" = ?' for column in ROTATED_COLUMNS)
+_SESSION_ALIVE = (
+    's."id" = ? AND s."user_id" = ? AND s."current_token_id" = ? AND s."token_version" = ? '
+    'AND s."revoked_at" IS NULL AND s."expires_at" > ? AND s."absolute_expires_at" > ?'
 )
-_ROTATE = Statement(lambda: _ROTATE_SQL)
+_USER_ALIVE = 'u."id" = s."user_id" AND u."is_active" AND u."token_version" = s."token_version"'
+# PostgreSQL: the user joined, so that the statement can return its row too.
+_ROTATE_SQL = (
+    f'UPDATE "sessions" AS s SET {_SET_ROTATED} '  # noqa: S608 (names from the constants above)
+    f'FROM "users" AS u WHERE {_SESSION_ALIVE} AND {_USER_ALIVE}'
+)
+# SQLite: the same condition, the user in a subquery. Its UPDATE ... FROM cost about 25 µs a
+# rotation on the event loop against 19 for this (bench: the statements alone, in a loop).
+_ROTATE = Statement(
+    lambda: (
+        f'UPDATE "sessions" AS s SET {_SET_ROTATED} '  # noqa: S608
+        f'WHERE {_SESSION_ALIVE} AND EXISTS (SELECT 1 FROM "users" AS u WHERE {_USER_ALIVE})'
+    )
+)
 
 
 def _rotate_and_record_sql() -> str:
@@ -259,14 +269,16 @@ async def rotate_refresh_token(rotation: Rotation, event: list[Any]) -> Rotated 
     )
     key = encode(Session, ("id", rotation.session_id))
 
-    def rotate_and_record(db: sqlite3.Connection) -> list[dict[str, Any]]:
+    def rotate_and_record(db: sqlite3.Connection) -> list[sqlite3.Row]:
         if db.execute(rotate, values).rowcount != 1:
             return []
         db.execute(record, event)
-        return [dict(row) for row in db.execute(read, key)]
+        # Rows as SQLite gives them, read by column name like a dict: copying each into a
+        # dict cost the loop about 6 µs a rotation.
+        return db.execute(read, key).fetchall()
 
     rows = await cast(OneTripTransactions, conn).run_in_transaction(rotate_and_record)
-    return Rotated(rows[0]) if rows else None
+    return Rotated(cast(Row, rows[0])) if rows else None
 
 
 async def revoke_session(
