@@ -150,14 +150,16 @@ def render(
             )
     for db in dbs:
         for w in counts:
+            # A target with one worker, as issue 7 sets them; with two, the figure is shown.
+            target = "refresh / me" if w == 1 else "refresh / me (informational)"
             if errors(("keyturn", db, w, "refresh"), ("keyturn", db, w, "me")):
                 lines.append(
-                    f"| refresh / me | {db}, {w} worker(s) | — | ≥ 0.4 "
+                    f"| {target} | {db}, {w} worker(s) | — | ≥ 0.4 "
                     "| **not valid**: requests failed (see errors) |"
                 )
                 continue
             value, spread = paired(("keyturn", db, w, "refresh"), ("keyturn", db, w, "me"))
-            row("refresh / me", f"{db}, {w} worker(s)", value, 0.4, True, "x", spread)
+            row(target, f"{db}, {w} worker(s)", value, 0.4, True, "x", spread)
     if 1 in counts and 2 in counts:
         for db in dbs:
             value, spread = paired(("keyturn", db, 2, "me"), ("keyturn", db, 1, "me"))
