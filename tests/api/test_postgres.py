@@ -254,12 +254,17 @@ async def test_a_held_connection_dropped_mid_statement_goes_back_to_the_pool(pg:
     assert await _pid(client) != pid
 
 
-async def test_close_gives_the_held_connections_back_at_once(pg_database: str | None) -> None:
+async def _opened_here(pg_database: str | None) -> KeyturnAsyncpgClient:
+    """The ORM opened by the test itself, for a test of closing it (the `pg` fixture would)."""
     require_service("PostgreSQL", pg_database is not None)
     assert pg_database is not None
     url = pg_url(pg_database)
     await Tortoise.init(config=tortoise_config(url))
-    client = _client(url)
+    return _client(url)
+
+
+async def test_close_gives_the_held_connections_back_at_once(pg_database: str | None) -> None:
+    client = await _opened_here(pg_database)
     await asyncio.gather(_pid(client, 0.1), _pid(client, 0.1))
     assert _kept_out(client) == 2
     # asyncpg's close waits for every connection out of the pool; tortoise gives up after
@@ -424,11 +429,7 @@ async def test_a_statement_giving_other_than_one_row_is_an_error(pg: str) -> Non
 
 
 async def test_close_answers_the_groups_asked_for_before_it(pg_database: str | None) -> None:
-    require_service("PostgreSQL", pg_database is not None)
-    assert pg_database is not None
-    url = pg_url(pg_database)
-    await Tortoise.init(config=tortoise_config(url))
-    client = _client(url)
+    client = await _opened_here(pg_database)
     calls = [asyncio.create_task(client.fetch_grouped(NUMBERED, [n])) for n in range(5)]
     await asyncio.sleep(0)
     await asyncio.wait_for(Tortoise.close_connections(), 5)
