@@ -13,7 +13,13 @@ from tortoise.exceptions import IntegrityError, OperationalError
 from tortoise.transactions import in_transaction
 
 from api.db import connection, is_unavailable, tortoise_config
-from api.postgres import KeyturnAsyncpgClient, PooledConnection, _alive, _keeps_connection
+from api.postgres import (
+    MAX_GROUP,
+    KeyturnAsyncpgClient,
+    PooledConnection,
+    _alive,
+    _keeps_connection,
+)
 from models.statements import GroupedStatements, HeldConnections
 from tests.conftest import pg_url, require_service
 
@@ -352,14 +358,33 @@ async def test_concurrent_executions_go_out_together_in_one_transaction(pg: str)
 async def test_a_grouped_execution_sees_the_writes_of_the_ones_before_it(pg: str) -> None:
     client = _client(pg)
     await _grouped_table(client)
-    first, again = await asyncio.gather(
-        client.fetch_grouped(ADD, [5]),
-        client.fetch_grouped("SELECT count(*) AS n FROM grouped", []),
+    # A statement does not see its own insert; the count is what the executions before it in
+    # the same transaction wrote. Two rotations of one token in a group rely on this.
+    add_and_count = (
+        "WITH added AS (INSERT INTO grouped VALUES ($1) RETURNING id) "
+        "SELECT added.id, (SELECT count(*) FROM grouped) AS seen, txid_current() AS tx "
+        "FROM added"
+    )
+    rows = await asyncio.gather(*(client.fetch_grouped(add_and_count, [n]) for n in (1, 2, 3)))
+    assert [(row["id"], row["seen"]) for row in rows] == [(1, 0), (2, 1), (3, 2)]
+    assert len({row["tx"] for row in rows}) == 1
+    # A different statement waits for the next group: it sees the first one committed.
+    first, counted = await asyncio.gather(
+        client.fetch_grouped(ADD, [5]), client.fetch_grouped(COUNT, [])
     )
     assert first["share"] == 20
-    assert again["n"] == 1  # a different statement, so the next group: after the commit
-    rows = await asyncio.gather(client.fetch_grouped(COUNT, []), client.fetch_grouped(COUNT, []))
-    assert [row["n"] for row in rows] == [1, 1]
+    assert counted["n"] == 4
+
+
+async def test_a_group_holds_at_most_max_group_executions(pg: str) -> None:
+    client = _client(pg)
+    calls = MAX_GROUP + 6
+    rows = await asyncio.gather(*(client.fetch_grouped(NUMBERED, [n]) for n in range(calls)))
+    assert [row["n"] for row in rows] == list(range(calls))
+    by_transaction: dict[int, int] = {}
+    for row in rows:
+        by_transaction[row["tx"]] = by_transaction.get(row["tx"], 0) + 1
+    assert sorted(by_transaction.values()) == [6, MAX_GROUP]
 
 
 async def test_a_refused_execution_fails_alone_and_the_others_are_written_once(pg: str) -> None:
