@@ -446,6 +446,10 @@ async def test_every_call_in_a_transaction_that_cannot_begin_hears_so(
 async def test_closing_the_connection_commits_what_was_asked_first(
     orm: str, client: ImmediateSqliteClient, sqlite_file: Path
 ) -> None:
+    await client.run_in_transaction(lambda db: None)  # the loop's writer and its thread exist
+    commit_thread = client._committer_thread
+    assert commit_thread is not None
+    assert commit_thread._thread.is_alive()
     calls = [
         asyncio.create_task(client.run_in_transaction(lambda db, v=v: _counter_and_ledger(db, v)))
         for v in range(1, 6)
@@ -453,6 +457,7 @@ async def test_closing_the_connection_commits_what_was_asked_first(
     await asyncio.sleep(0)  # the calls are queued; none has run
     await Tortoise.close_connections()
     assert await asyncio.gather(*calls) == [1, 2, 3, 4, 5]
+    assert not commit_thread._thread.is_alive()  # the close ended it
     with closing(sqlite3.connect(sqlite_file)) as db:
         assert db.execute("SELECT value FROM counter").fetchone() == (5,)
         assert db.execute("SELECT COUNT(*) FROM ledger").fetchone() == (5,)
