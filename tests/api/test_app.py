@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from api.app import READY_TIMEOUT, create_app
+from api.main import SWITCH_INTERVAL
 from tests.conftest import (
     BASE_URL,
     LOGIN,
@@ -281,10 +282,12 @@ async def test_the_app_starts_while_the_database_is_down(
 
 
 def test_a_server_process_freezes_its_start_up_heap(tmp_path: Path) -> None:
-    """What uvicorn's factory builds stays out of every later full collection."""
+    """What uvicorn's factory builds stays out of every later full collection, and the process
+    hands the interpreter to a waiting thread sooner than Python's default."""
     probe = (
-        "import gc; from api.main import app_from_env; "
-        "before = gc.get_freeze_count(); app_from_env(); print(before, gc.get_freeze_count())"
+        "import gc, sys; from api.main import app_from_env; "
+        "before = gc.get_freeze_count(), sys.getswitchinterval(); app_from_env(); "
+        "print(*before, gc.get_freeze_count(), sys.getswitchinterval())"
     )
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("KEYTURN_")},
@@ -293,6 +296,9 @@ def test_a_server_process_freezes_its_start_up_heap(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
     )
-    before, after = map(int, done.stdout.split())
-    assert before == 0
-    assert after > 50_000  # the modules, the schema and the app: tens of thousands of objects
+    frozen_before, switch_before, frozen_after, switch_after = map(float, done.stdout.split())
+    assert frozen_before == 0
+    assert frozen_after > 50_000  # the modules, the schema and the app: tens of thousands
+    assert switch_before == 0.005
+    assert switch_after == pytest.approx(SWITCH_INTERVAL)  # kept in whole microseconds
+    assert switch_after < 0.001
