@@ -85,7 +85,7 @@ async def _migrate(database_url: str) -> list[str]:
     dialect = dialect_of(database_url)
     db_file = sqlite_path(database_url)
     if db_file is not None:
-        return await _migrate_sqlite_copy(database_url, db_file)
+        return await _migratecopy_sqlite_file(database_url, db_file)
     return await _upgrade(tortoise_config(database_url), dialect)
 
 
@@ -129,7 +129,7 @@ async def _apply(conn: BaseDBAsyncClient, dialect: Dialect, name: str) -> None:
         raise MigrationError(f"migration {name} failed: {exc}") from exc
 
 
-async def _migrate_sqlite_copy(database_url: str, db_file: Path) -> list[str]:
+async def _migratecopy_sqlite_file(database_url: str, db_file: Path) -> list[str]:
     folder = db_file.parent
     if not folder.is_dir():
         raise DatabaseUnavailable(f"the folder {folder} does not exist")
@@ -141,21 +141,22 @@ async def _migrate_sqlite_copy(database_url: str, db_file: Path) -> list[str]:
     try:
         if db_file.exists():
             try:
-                _sqlite_copy(db_file, work_file)
+                copy_sqlite_file(db_file, work_file)
             except sqlite3.DatabaseError as exc:
                 raise MigrationError(f"{db_file} is not an SQLite database ({exc})") from exc
         config = tortoise_config(database_url)
         config["connections"]["sqlite"]["credentials"]["file_path"] = str(work_file)
         applied = await _upgrade(config, "sqlite")
         if applied:
-            _sqlite_copy(work_file, db_file)
+            copy_sqlite_file(work_file, db_file)
         return applied
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
 
-def _sqlite_copy(source: Path, target: Path) -> None:
-    # The backup API copies a consistent snapshot (WAL included) and writes the target atomically.
+def copy_sqlite_file(source: Path, target: Path) -> None:
+    """A consistent copy of an SQLite database: the backup API copies a snapshot (WAL
+    included) and writes the target atomically."""
     src = sqlite3.connect(source)
     dst = sqlite3.connect(target)
     try:

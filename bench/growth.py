@@ -2,12 +2,13 @@
 
     .venv/bin/python -m bench.growth [--db sqlite,postgres] [--samples 200] [--no-write]
 
-Each database starts with 100 users and 1,000 sessions; the operations are timed in process
-(service calls, and the `users` query executed by the schema as the console sends it; no HTTP),
-the database is grown to 100,000 users and 1,000,000 sessions with bench.seed, and the same
-operations are timed again. Every user has ten sessions in both states, so a page of one user's
-sessions is the same size: only the tables grow. On PostgreSQL the plans of the queries behind
-each operation are printed (EXPLAIN), to show which use an index.
+Each database starts with 100 users and 1,000 sessions and is copied; the original is grown to
+100,000 users and 1,000,000 sessions with bench.seed. The operations are then timed in process
+(service calls, and the `users` query executed by the schema as the console sends it; no HTTP)
+on both, the small copy and the grown original taking turns, so that a change in the machine's
+load falls on both states alike instead of on the ratio. Every user has ten sessions in both
+states, so a page of one user's sessions is the same size: only the tables grow. On PostgreSQL
+the plans of the queries behind each operation are printed (EXPLAIN), to show which use an index.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -32,7 +35,7 @@ from api.access import AccessChecker, Account, Principal
 from api.clients import ClientInfo
 from api.clock import utc_now
 from api.db import connection, tortoise_config
-from api.migrations import migrate
+from api.migrations import copy_sqlite_file, migrate
 from api.pagination import encode_cursor
 from api.runtime import Keyturn
 from api.settings import Settings
@@ -41,6 +44,7 @@ from bench.seed import email_of, seed, user_id_of
 from bench.servers import (
     BenchSession,
     access_token,
+    copy_pg_database,
     create_pg_database,
     drop_pg_database,
     live_sessions,
@@ -106,20 +110,43 @@ def _settings(url: str) -> Settings:
 ROUNDS = 4
 
 
-async def _median_ms(operations: dict[str, Operation], samples: int) -> dict[str, float]:
-    """Median milliseconds per operation; the operations take turns, a quarter of the samples
-    each time, so a burst of load from elsewhere on the machine does not fall on one alone."""
-    for op in operations.values():
-        for i in range(10):
-            await op(i)  # warm the connection, the statement caches and the page cache
-    times: dict[str, list[float]] = {name: [] for name in operations}
+@dataclass
+class State:
+    """One of the two databases measured: its URL, and the operations timed on it."""
+
+    url: str
+    operations: dict[str, Operation]
+
+
+@asynccontextmanager
+async def orm(url: str) -> AsyncIterator[None]:
+    await Tortoise.init(config=tortoise_config(url))
+    try:
+        yield
+    finally:
+        await Tortoise.close_connections()
+
+
+async def median_ms(states: list[State], samples: int) -> list[dict[str, float]]:
+    """Median milliseconds per operation in each state. The states take turns, ROUNDS times,
+    and within a turn the operations do, a ROUNDS-th of the samples each, so that a burst of
+    load from elsewhere on the machine falls on every operation in both states alike."""
+    times: list[dict[str, list[float]]] = [{name: [] for name in s.operations} for s in states]
     for _ in range(ROUNDS):
-        for name, op in operations.items():
-            for i in range(samples // ROUNDS):
-                started = time.perf_counter()
-                await op(i)
-                times[name].append(time.perf_counter() - started)
-    return {name: statistics.median(spent) * 1000 for name, spent in times.items()}
+        for state, spent in zip(states, times, strict=True):
+            async with orm(state.url):
+                for op in state.operations.values():
+                    for i in range(10):
+                        await op(i)  # warm the connection, the statement and page caches
+                for name, op in state.operations.items():
+                    for i in range(samples // ROUNDS):
+                        started = time.perf_counter()
+                        await op(i)
+                        spent[name].append(time.perf_counter() - started)
+    return [
+        {name: statistics.median(values) * 1000 for name, values in spent.items()}
+        for spent in times
+    ]
 
 
 async def halfway_event() -> AuditEvent:
@@ -130,8 +157,8 @@ async def halfway_event() -> AuditEvent:
     return middle
 
 
-async def measure(kt: Keyturn, url: str, samples: int) -> dict[str, float]:
-    """Median milliseconds per operation, on sessions of the first 100 users."""
+async def operations(kt: Keyturn, url: str, samples: int) -> dict[str, Operation]:
+    """The operations timed, on sessions of the first 100 users."""
     sessions = [s for s in await live_sessions(url) if s.email < email_of(SMALL[0])]
     admin = Principal(
         uuid.uuid4(), uuid.uuid4(), Role.ADMIN, 0, Account("admin@bench.example", kt.clock(), None)
@@ -227,9 +254,10 @@ async def measure(kt: Keyturn, url: str, samples: int) -> dict[str, float]:
         "auditEvents of one user (50)": events_of_user,
         f"auditEvents of one kind (50 {RARE_KIND})": events_of_kind,
     }
-    if len(fresh) < samples + 10:
+    # Every turn warms up with ten refreshes too.
+    if len(fresh) < samples + 10 * ROUNDS:
         raise SystemExit(f"growth: {len(fresh)} live sessions, too few for {samples} refreshes")
-    return await _median_ms(operations, samples)
+    return operations
 
 
 async def explain(url: str) -> list[tuple[str, str]]:
@@ -318,49 +346,69 @@ async def explain(url: str) -> list[tuple[str, str]]:
 async def run_db(
     db: str, workdir: Path, samples: int
 ) -> tuple[dict[str, tuple[float, float]], list[tuple[str, str]], dict[str, float]]:
+    scratch: list[str] = []  # PostgreSQL databases to drop
     if db == "sqlite":
         url = f"sqlite://{workdir / 'growth.sqlite3'}"
-        name = None
+        small_url = f"sqlite://{workdir / 'growth-small.sqlite3'}"
     else:
         name = f"keyturn_growth_{uuid.uuid4().hex[:10]}"
         url = await create_pg_database(name)
+        scratch.append(name)
+    kt = Keyturn.build(_settings(url))
+    small_kt: Keyturn | None = None
     try:
         await migrate(url)
         await seed(url, *SMALL)
-        kt = Keyturn.build(_settings(url))
-        await Tortoise.init(config=tortoise_config(url))
-        try:
-            now = kt.clock()
-            await UserRow.create(
-                email=NAMED_EMAIL,
-                password_hash="!",  # noqa: S106 (no password: the account is only searched for)
-                created_at=now,
-                updated_at=now,
-            )
-            for n in range(RARE_EVENTS):
-                await AuditEvent.create(
-                    kind=RARE_KIND,
-                    created_at=now - timedelta(days=40, hours=n),
-                    user_id=user_id_of(n % SMALL[0]),
-                )
-            small = await measure(kt, url, samples)
-            print(f"  {db}: {SMALL[1]:,} sessions measured; growing to {LARGE[1]:,}", flush=True)
-            started = time.perf_counter()
-            grown = await seed(url, LARGE[0] - SMALL[0], LARGE[1] - SMALL[1], offset=SMALL[0])
-            seeded = {"seed seconds": time.perf_counter() - started}
-            # The large seed spreads its sessions over its own users only; the first 100 users
-            # keep their ten each.
-            large = await measure(kt, url, samples)
-            plans = await explain(url) if db == "postgres" else []
-        finally:
-            await Tortoise.close_connections()
-            kt.passwords.close()
+        async with orm(url):
+            await _add_searched_and_rare(kt)
+        if db == "sqlite":
+            copy_sqlite_file(workdir / "growth.sqlite3", workdir / "growth-small.sqlite3")
+        else:
+            small_url = await copy_pg_database(name, f"{name}_small")
+            scratch.append(f"{name}_small")
+        small_kt = Keyturn.build(_settings(small_url))
+        print(f"  {db}: copied at {SMALL[1]:,} sessions; growing to {LARGE[1]:,}", flush=True)
+        started = time.perf_counter()
+        grown = await seed(url, LARGE[0] - SMALL[0], LARGE[1] - SMALL[1], offset=SMALL[0])
+        seeded = {"seed seconds": time.perf_counter() - started}
+        # The large seed spreads its sessions over its own users only; the first 100 users
+        # keep their ten each, in both states.
         assert grown.sessions == LARGE[1] - SMALL[1]
+        states = []
+        for state_url, state_kt in ((small_url, small_kt), (url, kt)):
+            async with orm(state_url):
+                states.append(State(state_url, await operations(state_kt, state_url, samples)))
+        print(f"  {db}: timing both states, {ROUNDS} turns each", flush=True)
+        small, large = await median_ms(states, samples)
+        plans = []
+        if db == "postgres":
+            async with orm(url):
+                plans = await explain(url)
     finally:
-        if name is not None:
-            await drop_pg_database(name)
+        kt.passwords.close()
+        if small_kt is not None:
+            small_kt.passwords.close()
+        for scratch_name in scratch:
+            await drop_pg_database(scratch_name)
     results = {op: (small[op], large[op]) for op in small}
     return results, plans, seeded
+
+
+async def _add_searched_and_rare(kt: Keyturn) -> None:
+    """A user with a distinctive email to search for, and a kind of event rare in the log."""
+    now = kt.clock()
+    await UserRow.create(
+        email=NAMED_EMAIL,
+        password_hash="!",  # noqa: S106 (no password: the account is only searched for)
+        created_at=now,
+        updated_at=now,
+    )
+    for n in range(RARE_EVENTS):
+        await AuditEvent.create(
+            kind=RARE_KIND,
+            created_at=now - timedelta(days=40, hours=n),
+            user_id=user_id_of(n % SMALL[0]),
+        )
 
 
 def render(

@@ -262,6 +262,18 @@ async def create_pg_database(name: str) -> str:
     return f"{PG_ADMIN_URL}/{name}"
 
 
+async def copy_pg_database(source: str, name: str) -> str:
+    """A new database `name` made from `source`'s (which nobody may be connected to)."""
+    conn = await asyncpg.connect(
+        PG_ADMIN_URL.replace("postgres://", "postgresql://", 1) + "/postgres"
+    )
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
+    finally:
+        await conn.close()
+    return f"{PG_ADMIN_URL}/{name}"
+
+
 async def drop_pg_database(name: str) -> None:
     conn = await asyncpg.connect(
         PG_ADMIN_URL.replace("postgres://", "postgresql://", 1) + "/postgres"
