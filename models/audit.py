@@ -11,7 +11,7 @@ from tortoise import fields
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
-from models.ids import random_uuid
+from models.ids import ordered_uuid
 from models.keyset import newest_first
 from models.statements import Statement, encode, insert_sql
 
@@ -92,7 +92,7 @@ def event_values(
     """One new event's parameters for `INSERT_EVENT`, in the order of `EVENT_COLUMNS`."""
     return encode(
         AuditEvent,
-        ("id", random_uuid()),
+        ("id", ordered_uuid()),
         ("created_at", now),
         ("kind", kind.value),
         ("user_id", user_id),

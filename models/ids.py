@@ -1,4 +1,5 @@
-"""Random ids (version 4 UUIDs, 128-bit hex) drawn from the OS's random source in blocks.
+"""Random ids (version 4 UUIDs, 128-bit hex) drawn from the OS's random source in blocks, and
+time-ordered ones (version 7) for rows that are only ever appended.
 
 `uuid.uuid4()` reads the random source once per id, a system call, and builds the UUID the long
 way: about 3 µs, and a refresh makes three ids (its new token's, its audit event's, its access
@@ -12,12 +13,17 @@ would repeat its parent's (a hook run at the fork, rather than a `getpid` system
 from __future__ import annotations
 
 import os
+import time
 import uuid
 
 BLOCK = 4096
 # uuid4's version and variant bits: cleared, then set, as uuid.UUID(version=4) does.
 _VERSION_MASK = ~((0xF000 << 64) | (0xC000 << 48))
 _VERSION_4 = (4 << 76) | (0x8000 << 48)
+# RFC 9562 §5.7: 48 bits of Unix milliseconds, the version, 12 random bits, the variant, 62
+# random bits.
+_RANDOM_74 = (0xFFF << 64) | ((1 << 62) - 1)
+_VERSION_7 = (7 << 76) | (0x8000 << 48)
 
 
 class RandomIds:
@@ -44,7 +50,22 @@ class RandomIds:
         """A random (version 4) UUID."""
         return uuid.UUID(int=(int.from_bytes(self.bytes16()) & _VERSION_MASK) | _VERSION_4)
 
+    def uuid7(self) -> uuid.UUID:
+        """A time-ordered (version 7) UUID: its first 48 bits are the current Unix time in
+        milliseconds, the other 74 that are not version or variant are random.
+
+        For audit events: a random key puts every insert on a random page of the primary key's
+        index, and once that index outgrows the page cache each insert reads a page and each
+        commit writes one more (at a million events, an event's insert on SQLite cost 11 µs
+        against 7 and its commit a third more). Ordered by time, inserts go to the index's
+        last pages. The id tells when the event happened, which its `created_at` says anyway.
+        """
+        millis = time.time_ns() // 1_000_000
+        random = int.from_bytes(self.bytes16()) & _RANDOM_74
+        return uuid.UUID(int=(millis << 80) | random | _VERSION_7)
+
 
 _ids = RandomIds()
 random_hex = _ids.hex
 random_uuid = _ids.uuid4
+ordered_uuid = _ids.uuid7

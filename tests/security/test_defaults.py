@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
+import time
 import uuid
 
 import httpx
 import pytest
 
+from models import AuditEvent
 from models.ids import BLOCK, RandomIds
 from schema.types import User
 from tests.conftest import AppFactory, Harness
@@ -144,6 +147,38 @@ def test_random_ids_are_random_across_blocks_and_after_a_fork() -> None:
     assert re.fullmatch(r"[0-9a-f]{32}", from_child)
     assert from_child != ids.hex()
     assert from_child not in drawn
+
+
+def test_ordered_ids_begin_with_the_time_and_are_random_after_it() -> None:
+    ids = RandomIds()
+    before = time.time_ns() // 1_000_000
+    drawn = [ids.uuid7() for _ in range(2 * BLOCK // 16 + 5)]
+    after = time.time_ns() // 1_000_000
+    assert all(one.version == 7 and one.variant == uuid.RFC_4122 for one in drawn)
+    assert all(before <= one.int >> 80 <= after for one in drawn)
+    assert len({one.int for one in drawn}) == len(drawn)
+    # The 74 bits after the time, the version and the variant vary; the time is the prefix, so
+    # ids of later milliseconds sort after earlier ones, as text too.
+    low = [one.int & ((1 << 76) - 1) for one in drawn]
+    fixed = {bit for bit in range(76) if len({(value >> bit) & 1 for value in low}) == 1}
+    assert fixed == {62, 63}, sorted(fixed)
+    time.sleep(0.002)
+    later = ids.uuid7()
+    assert str(later) > max(str(one) for one in drawn)
+
+
+async def test_audit_events_are_keyed_in_the_order_they_happen(api: Harness) -> None:
+    """Their ids are time-ordered (models/ids.py, uuid7): inserts go to the end of the key's
+    index instead of to a random page of it."""
+    await api.create_user()
+    seen: list[uuid.UUID] = []
+    for _ in range(3):
+        await asyncio.sleep(0.002)  # a later millisecond
+        await api.login()
+        new = sorted(set(await AuditEvent.all().values_list("id", flat=True)) - set(seen))
+        assert new
+        assert all(one.version == 7 and (not seen or one > max(seen)) for one in new)
+        seen += new
 
 
 async def test_a_request_id_is_taken_only_from_a_trusted_proxy(app_factory: AppFactory) -> None:
