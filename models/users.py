@@ -11,6 +11,8 @@ from tortoise.expressions import F
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
+from models.statements import Statement, decode, select_list
+
 
 class Role(StrEnum):
     USER = "user"
@@ -57,9 +59,9 @@ def search_users(search: str | None) -> QuerySet[User]:
     Emails are stored lower-cased, so a case-sensitive LIKE on the lower-cased text is a
     case-insensitive search, and the column stays bare: PostgreSQL's trigram index on `email`
     (migrations/postgres, users_email_trigram) serves `email LIKE '%text%'` for three characters
-    or more, where `icontains` (UPPER(email) LIKE UPPER(...)) would read every row. SQLite has no
-    trigram index: a page walks the email index in order until it is full, so a search with
-    fewer matches than a page reads every user, and so does its count.
+    or more, where `icontains` (UPPER(email) LIKE UPPER(...)) would read every row. On SQLite
+    a page or a count of a search of three characters or more goes through the trigram table
+    instead (`users_page`, `count_users`); a shorter one walks the email index in order.
     """
     query = User.all()
     if search:
@@ -71,6 +73,10 @@ async def count_users(search: str | None) -> int:
     """How many users `search_users` finds. All of them: the one-row count that triggers on
     `users` keep exact (migrations `users_count`), since COUNT(*) would read every user."""
     if search:
+        text = normalize_email(search)
+        if _searches_trigram_table(text):
+            rows = await _SEARCH_COUNT.rows(User._meta.db, [f"%{text}%", _like(text)])
+            return int(rows[0]["n"])
         return await search_users(search).count()
     rows = await User._meta.db.execute_query_dict('SELECT "users" FROM "users_count"')
     return int(rows[0]["users"])
@@ -89,7 +95,65 @@ def users_page_query(search: str | None, first: int, after_email: str | None) ->
 
 
 async def users_page(search: str | None, first: int, after_email: str | None) -> list[User]:
+    if search:
+        text = normalize_email(search)
+        if _searches_trigram_table(text):
+            return await _searched_page(text, first, after_email or "")
     return await users_page_query(search, first, after_email)
+
+
+# SQLite's search (migrations/sqlite, users_email_search): an FTS5 table with the trigram
+# tokenizer, whose `LIKE '%text%'` finds the rows holding every trigram of the text (`%` and `_`
+# in the text stay wildcards there, so it finds at least every match). Each candidate is then
+# matched against `users` itself, with the text escaped: the answer is exact, whatever the
+# table holds.
+
+SEARCH_WALK = 500
+"""Emails a page of a search on SQLite reads in order before it asks the trigram table. A text
+that many emails hold (a domain, a common prefix) fills its page from the first few hundred,
+faster than the table can list its thousands of candidates; a rarer one goes to the table."""
+
+# Column names from the model's own metadata, never from a caller: nothing to inject.
+_WALKED_PAGE = Statement(
+    lambda: (
+        f'SELECT {select_list(User, "users", "")} FROM "users" WHERE "email" IN ('  # noqa: S608
+        ' SELECT "email" FROM ('
+        '  SELECT "email" FROM "users" WHERE "email" > ? ORDER BY "email" LIMIT ?'
+        " ) WHERE \"email\" LIKE ? ESCAPE '\\' LIMIT ?"
+        ') ORDER BY "email"'
+    )
+)
+_SEARCHED = (
+    'WHERE "id" IN (SELECT "id" FROM "users_email_search" WHERE "email" LIKE ?)'
+    " AND \"email\" LIKE ? ESCAPE '\\'"
+)
+_SEARCHED_PAGE = Statement(
+    lambda: (
+        f'SELECT {select_list(User, "users", "")} FROM "users" {_SEARCHED}'  # noqa: S608
+        ' AND "email" > ? ORDER BY "email" LIMIT ?'
+    )
+)
+_SEARCH_COUNT = Statement(lambda: f'SELECT COUNT(*) AS "n" FROM "users" {_SEARCHED}')  # noqa: S608
+
+
+def _searches_trigram_table(text: str) -> bool:
+    # Trigrams need three characters; PostgreSQL's planner picks its own index.
+    return len(text) >= 3 and User._meta.db.capabilities.dialect == "sqlite"
+
+
+def _like(text: str) -> str:
+    """`LIKE` pattern (with `ESCAPE '\\'`) of the emails that contain `text`, as it is."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def _searched_page(text: str, first: int, after_email: str) -> list[User]:
+    conn = User._meta.db
+    pattern = _like(text)
+    rows = await _WALKED_PAGE.rows(conn, [after_email, SEARCH_WALK, pattern, first + 1])
+    if len(rows) <= first:  # the walk did not fill the page: the table has the whole answer
+        rows = await _SEARCHED_PAGE.rows(conn, [f"%{text}%", pattern, after_email, first + 1])
+    return [decode(User, row, "") for row in rows]
 
 
 async def count_admins_for_update(excluding: uuid.UUID) -> int:

@@ -27,6 +27,7 @@ from models import AuditEvent, Role, User
 from models import Session as SessionRow
 from models.audit import AuditKind, event_values
 from models.sessions import ROTATE_AND_RECORD, ROTATED_COLUMNS, Rotation
+from models.users import users_page
 from tests.conftest import (
     PG_HOST,
     PG_PORT,
@@ -409,6 +410,38 @@ async def test_upgrading_counts_the_users_already_there(
         )
         [row] = await conn.execute_query_dict('SELECT "users" FROM "users_count"')
         assert row["users"] == 4
+
+
+@pytest.mark.parametrize("dialect", ["sqlite"])
+async def test_upgrading_sqlite_puts_the_users_already_there_in_the_search_table(
+    dialect: Dialect, empty_database: str, migrations_copy: Path
+) -> None:
+    newer, restore = hold_back(migrations_copy, dialect, "users_email_search")
+    await migrate(empty_database)
+    now = datetime.now(UTC)
+    async with orm(empty_database):
+        for name in ("early.bird", "second.early"):
+            await User.create(
+                email=f"{name}@example.com", password_hash="x", created_at=now, updated_at=now
+            )
+    restore()
+
+    assert await migrate(empty_database) == [newer]
+
+    async with orm(empty_database):
+        await User.create(
+            email="late.comer@example.com", password_hash="x", created_at=now, updated_at=now
+        )
+        conn = Tortoise.get_connection(dialect)
+        found = await conn.execute_query_dict(
+            'SELECT "email" FROM "users_email_search" WHERE "email" LIKE ? ORDER BY "email"',
+            ["%early%"],
+        )
+        assert [row["email"] for row in found] == [
+            "early.bird@example.com",
+            "second.early@example.com",
+        ]
+        assert len(await users_page("late.comer", 20, None)) == 1
 
 
 # The models and the migrations agree.

@@ -10,9 +10,10 @@ import pytest
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
+import models.users
 from api.db import connection, dialect_of
 from models import User as UserRow
-from models.users import search_users, users_page, users_page_query
+from models.users import count_users, search_users, users_page, users_page_query
 from tests.conftest import Harness
 
 USERS = 10_000
@@ -87,6 +88,97 @@ async def test_a_selective_search_uses_the_trigram_index_on_postgres(many_users:
     for query in (users_page_query("0001234", 20, None), search_users("0001234").count()):
         explained = await plan(many_users, query)
         assert "Bitmap Index Scan on idx_users_email_trgm" in explained, explained
+
+
+# What a search finds, whichever way it goes: on SQLite a walk of the email index that fills
+# the page, or the trigram table (migrations/sqlite, users_email_search); on PostgreSQL the
+# trigram index or a walk, as the planner picks.
+
+ODD_EMAILS = [
+    "john_doe@example.org",
+    "johnxdoe@example.org",
+    "100%real@example.org",
+    "100xreal@example.org",
+    "back\\slash@example.org",
+    "zoe.quinn@example.org",
+    "ZOE.QUINN.second@example.org",
+    "quinn.zoe@example.org",
+]
+SEARCHES = [
+    "john_doe",  # `_` is a character, not a wildcard
+    "100%real",  # and so is `%`
+    "k\\s",  # and `\`
+    "zoe.quinn",
+    "ZOE.Quinn",
+    "quinn",
+    "  quinn  ",
+    "@example.org",
+    "0001",  # many matches, spread over the emails
+    "user00012",  # a hundred, together
+    "0001234",  # one
+    "qu",  # too short for trigrams
+    "nobody.at.all",
+]
+
+
+async def test_a_search_finds_exactly_the_emails_that_contain_it(
+    api: Harness, many_users: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = api.clock()
+    for email in ODD_EMAILS:  # some are no valid address: written as they are, past the API
+        await UserRow.create(email=email.lower(), password_hash="x", created_at=now, updated_at=now)
+    emails = sorted([e.lower() for e in ODD_EMAILS] + [email_of(i) for i in range(1, USERS + 1)])
+    for walk in (2000, 3):  # on SQLite: pages filled by the walk, and pages from the table
+        monkeypatch.setattr(models.users, "SEARCH_WALK", walk)
+        for search in SEARCHES:
+            text = search.strip().lower()
+            expected = [e for e in emails if text in e]
+            assert await count_users(search) == len(expected), (walk, search)
+            found: list[str] = []
+            after: str | None = None
+            while True:  # every page, each from the last one's last email
+                page = await users_page(search, 40, after)
+                found += [u.email for u in page[:40]]
+                if len(page) <= 40:
+                    break
+                after = page[39].email
+            assert found == expected, (walk, search)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_a_rare_search_on_sqlite_is_answered_by_the_trigram_table(many_users: str) -> None:
+    """Emptied, the table answers nothing: a search the walk cannot fill finds nobody, while
+    one the walk fills still finds its page."""
+    conn = connection(many_users)
+    await conn.execute_script('DELETE FROM "users_email_search"')
+    assert [u.email for u in await users_page("user00001", 20, None)] == [
+        email_of(i) for i in range(100, 121)
+    ]
+    assert await users_page("0009876", 20, None) == []
+    assert await count_users("0009876") == 0
+    assert await search_users("0009876").count() == 1  # the users are there
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_the_trigram_table_on_sqlite_follows_new_users_and_changed_emails(
+    api: Harness, database_url: str
+) -> None:
+    conn = connection(database_url)
+    user = await api.create_user("first.name@example.com")
+    assert [u.id for u in await users_page("first.name", 20, None)] == [user.id]
+
+    await conn.execute_query(
+        'UPDATE "users" SET "email" = ? WHERE "id" = ?', ["second.name@example.com", str(user.id)]
+    )
+    assert [u.email for u in await users_page("second.name", 20, None)] == [
+        "second.name@example.com"
+    ]
+    assert await users_page("first.name", 20, None) == []  # its old entry finds no user
+    assert await count_users("first.name") == 0
+
+    await conn.execute_query('DELETE FROM "users" WHERE "id" = ?', [str(user.id)])
+    assert await users_page("second.name", 20, None) == []
+    assert await count_users("second.name") == 0
 
 
 # The number of users, kept by triggers on `users` (migrations `users_count`).
