@@ -107,7 +107,7 @@ def _settings(url: str) -> Settings:
     )
 
 
-ROUNDS = 4
+ROUNDS = 10
 
 
 @dataclass
