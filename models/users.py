@@ -59,9 +59,9 @@ def search_users(search: str | None) -> QuerySet[User]:
     Emails are stored lower-cased, so a case-sensitive LIKE on the lower-cased text is a
     case-insensitive search, and the column stays bare: PostgreSQL's trigram index on `email`
     (migrations/postgres, users_email_trigram) serves `email LIKE '%text%'` for three characters
-    or more, where `icontains` (UPPER(email) LIKE UPPER(...)) would read every row. On SQLite
-    a page or a count of a search of three characters or more goes through the trigram table
-    instead (`users_page`, `count_users`); a shorter one walks the email index in order.
+    or more, where `icontains` (UPPER(email) LIKE UPPER(...)) would read every row. A page
+    of such a search first walks the email index (`users_page`); on SQLite, its rest and its
+    count go through the trigram table instead (`count_users`).
     """
     query = User.all()
     if search:
@@ -74,8 +74,9 @@ async def count_users(search: str | None) -> int:
     `users` keep exact (migrations `users_count`), since COUNT(*) would read every user."""
     if search:
         text = normalize_email(search)
-        if _searches_trigram_table(text):
-            rows = await _SEARCH_COUNT.rows(User._meta.db, [f"%{text}%", _like(text)])
+        conn = User._meta.db
+        if len(text) >= 3 and conn.capabilities.dialect == "sqlite":
+            rows = await _SEARCH_COUNT.rows(conn, [f"%{text}%", _like(text)])
             return int(rows[0]["n"])
         return await search_users(search).count()
     rows = await User._meta.db.execute_query_dict('SELECT "users" FROM "users_count"')
@@ -97,29 +98,31 @@ def users_page_query(search: str | None, first: int, after_email: str | None) ->
 async def users_page(search: str | None, first: int, after_email: str | None) -> list[User]:
     if search:
         text = normalize_email(search)
-        if _searches_trigram_table(text):
-            return await _searched_page(text, first, after_email or "")
+        if len(text) >= 3:  # shorter, no trigram applies: a walk of the email index it is
+            return await _searched_page(text, first, after_email)
     return await users_page_query(search, first, after_email)
 
 
-# SQLite's search (migrations/sqlite, users_email_search): an FTS5 table with the trigram
-# tokenizer, whose `LIKE '%text%'` finds the rows holding every trigram of the text (`%` and `_`
-# in the text stay wildcards there, so it finds at least every match). Each candidate is then
-# matched against `users` itself, with the text escaped: the answer is exact, whatever the
-# table holds.
+# A page of a search first walks the email index from the cursor, SEARCH_WALK emails at most:
+# a text that many emails hold (a domain, a common prefix) fills its page there. Otherwise the
+# trigram index answers: PostgreSQL's (pg_trgm), as its planner sees fit, or SQLite's FTS5 table
+# with the trigram tokenizer (migrations/sqlite, users_email_search), whose `LIKE '%text%'`
+# finds the rows holding every trigram of the text (`%` and `_` in the text stay wildcards
+# there, so it finds at least every match); each candidate is then matched against `users`
+# itself, with the text escaped, so the answer is exact whatever that table holds.
 
 SEARCH_WALK = 500
-"""Emails a page of a search on SQLite reads in order before it asks the trigram table. A text
-that many emails hold (a domain, a common prefix) fills its page from the first few hundred,
-faster than the table can list its thousands of candidates; a rarer one goes to the table."""
+"""Emails a page of a search reads in order before it asks the trigram index. Its candidates
+for a text that many emails hold are thousands, read and sorted before the first page; the walk
+finds such a page in the first few hundred emails."""
 
 # Column names from the model's own metadata, never from a caller: nothing to inject.
-_WALKED_PAGE = Statement(
+WALKED_PAGE = Statement(
     lambda: (
         f'SELECT {select_list(User, "users", "")} FROM "users" WHERE "email" IN ('  # noqa: S608
         ' SELECT "email" FROM ('
         '  SELECT "email" FROM "users" WHERE "email" > ? ORDER BY "email" LIMIT ?'
-        " ) WHERE \"email\" LIKE ? ESCAPE '\\' LIMIT ?"
+        " ) AS walked WHERE \"email\" LIKE ? ESCAPE '\\' LIMIT ?"
         ') ORDER BY "email"'
     )
 )
@@ -136,23 +139,21 @@ _SEARCHED_PAGE = Statement(
 _SEARCH_COUNT = Statement(lambda: f'SELECT COUNT(*) AS "n" FROM "users" {_SEARCHED}')  # noqa: S608
 
 
-def _searches_trigram_table(text: str) -> bool:
-    # Trigrams need three characters; PostgreSQL's planner picks its own index.
-    return len(text) >= 3 and User._meta.db.capabilities.dialect == "sqlite"
-
-
 def _like(text: str) -> str:
     """`LIKE` pattern (with `ESCAPE '\\'`) of the emails that contain `text`, as it is."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
 
-async def _searched_page(text: str, first: int, after_email: str) -> list[User]:
+async def _searched_page(text: str, first: int, after_email: str | None) -> list[User]:
     conn = User._meta.db
     pattern = _like(text)
-    rows = await _WALKED_PAGE.rows(conn, [after_email, SEARCH_WALK, pattern, first + 1])
-    if len(rows) <= first:  # the walk did not fill the page: the table has the whole answer
-        rows = await _SEARCHED_PAGE.rows(conn, [f"%{text}%", pattern, after_email, first + 1])
+    rows = await WALKED_PAGE.rows(conn, [after_email or "", SEARCH_WALK, pattern, first + 1])
+    if len(rows) <= first:  # the walk did not fill the page: the index has the whole answer
+        if conn.capabilities.dialect != "sqlite":
+            return await users_page_query(text, first, after_email)
+        values = [f"%{text}%", pattern, after_email or "", first + 1]
+        rows = await _SEARCHED_PAGE.rows(conn, values)
     return [decode(User, row, "") for row in rows]
 
 
