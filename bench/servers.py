@@ -251,34 +251,27 @@ def refresh_token(tokens: TokenService, s: BenchSession) -> str:
     return token
 
 
-async def create_pg_database(name: str) -> str:
+async def _as_admin(statement: str) -> None:
+    """Runs one statement on the server's `postgres` database (CREATE or DROP DATABASE)."""
     conn = await asyncpg.connect(
         PG_ADMIN_URL.replace("postgres://", "postgresql://", 1) + "/postgres"
     )
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.execute(statement)
     finally:
         await conn.close()
+
+
+async def create_pg_database(name: str) -> str:
+    await _as_admin(f'CREATE DATABASE "{name}"')
     return f"{PG_ADMIN_URL}/{name}"
 
 
 async def copy_pg_database(source: str, name: str) -> str:
     """A new database `name` made from `source`'s (which nobody may be connected to)."""
-    conn = await asyncpg.connect(
-        PG_ADMIN_URL.replace("postgres://", "postgresql://", 1) + "/postgres"
-    )
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
-    finally:
-        await conn.close()
+    await _as_admin(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
     return f"{PG_ADMIN_URL}/{name}"
 
 
 async def drop_pg_database(name: str) -> None:
-    conn = await asyncpg.connect(
-        PG_ADMIN_URL.replace("postgres://", "postgresql://", 1) + "/postgres"
-    )
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await _as_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
