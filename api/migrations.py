@@ -85,7 +85,7 @@ async def _migrate(database_url: str) -> list[str]:
     dialect = dialect_of(database_url)
     db_file = sqlite_path(database_url)
     if db_file is not None:
-        return await _migratecopy_sqlite_file(database_url, db_file)
+        return await _migrate_sqlite_copy(database_url, db_file)
     return await _upgrade(tortoise_config(database_url), dialect)
 
 
@@ -129,7 +129,7 @@ async def _apply(conn: BaseDBAsyncClient, dialect: Dialect, name: str) -> None:
         raise MigrationError(f"migration {name} failed: {exc}") from exc
 
 
-async def _migratecopy_sqlite_file(database_url: str, db_file: Path) -> list[str]:
+async def _migrate_sqlite_copy(database_url: str, db_file: Path) -> list[str]:
     folder = db_file.parent
     if not folder.is_dir():
         raise DatabaseUnavailable(f"the folder {folder} does not exist")

@@ -350,9 +350,9 @@ async def run_db(
     db: str, workdir: Path, samples: int
 ) -> tuple[dict[str, tuple[float, float]], list[tuple[str, str]], dict[str, float]]:
     scratch: list[str] = []  # PostgreSQL databases to drop
+    grown_file, small_file = workdir / "growth.sqlite3", workdir / "growth-small.sqlite3"
     if db == "sqlite":
-        url = f"sqlite://{workdir / 'growth.sqlite3'}"
-        small_url = f"sqlite://{workdir / 'growth-small.sqlite3'}"
+        url, small_url = f"sqlite://{grown_file}", f"sqlite://{small_file}"
     else:
         name = f"keyturn_growth_{uuid.uuid4().hex[:10]}"
         url = await create_pg_database(name)
@@ -365,7 +365,7 @@ async def run_db(
         async with orm(url):
             await _add_searched_and_rare(kt)
         if db == "sqlite":
-            copy_sqlite_file(workdir / "growth.sqlite3", workdir / "growth-small.sqlite3")
+            copy_sqlite_file(grown_file, small_file)
         else:
             small_url = await copy_pg_database(name, f"{name}_small")
             scratch.append(f"{name}_small")

@@ -73,10 +73,10 @@ async def count_users(search: str | None) -> int:
     """How many users `search_users` finds. All of them: the one-row count that triggers on
     `users` keep exact (migrations `users_count`), since COUNT(*) would read every user."""
     if search:
-        text = normalize_email(search)
+        text = _trigram_text(search)
         conn = User._meta.db
-        if len(text) >= 3 and conn.capabilities.dialect == "sqlite":
-            rows = await _SEARCH_COUNT.rows(conn, [f"%{text}%", _like(text)])
+        if text is not None and conn.capabilities.dialect == "sqlite":
+            rows = await _SEARCH_COUNT.rows(conn, _searched_values(text))
             return int(rows[0]["n"])
         return await search_users(search).count()
     rows = await User._meta.db.execute_query_dict('SELECT "users" FROM "users_count"')
@@ -96,10 +96,9 @@ def users_page_query(search: str | None, first: int, after_email: str | None) ->
 
 
 async def users_page(search: str | None, first: int, after_email: str | None) -> list[User]:
-    if search:
-        text = normalize_email(search)
-        if len(text) >= 3:  # shorter, no trigram applies: a walk of the email index it is
-            return await _searched_page(text, first, after_email)
+    text = _trigram_text(search)
+    if text is not None:
+        return await _searched_page(text, first, after_email or "")
     return await users_page_query(search, first, after_email)
 
 
@@ -139,21 +138,33 @@ _SEARCHED_PAGE = Statement(
 _SEARCH_COUNT = Statement(lambda: f'SELECT COUNT(*) AS "n" FROM "users" {_SEARCHED}')  # noqa: S608
 
 
+def _trigram_text(search: str | None) -> str | None:
+    """The text of a search that a trigram index can serve (three characters or more, as
+    stored: trimmed and lower-cased); None for no search or a shorter one, which walks the
+    email index instead."""
+    text = normalize_email(search) if search else ""
+    return text if len(text) >= 3 else None
+
+
 def _like(text: str) -> str:
     """`LIKE` pattern (with `ESCAPE '\\'`) of the emails that contain `text`, as it is."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
 
-async def _searched_page(text: str, first: int, after_email: str | None) -> list[User]:
+def _searched_values(text: str) -> list[str]:
+    """The parameters of `_SEARCHED`: the trigram table's pattern (wildcards and all, so it
+    finds at least every match), then the exact one."""
+    return [f"%{text}%", _like(text)]
+
+
+async def _searched_page(text: str, first: int, after_email: str) -> list[User]:
     conn = User._meta.db
-    pattern = _like(text)
-    rows = await WALKED_PAGE.rows(conn, [after_email or "", SEARCH_WALK, pattern, first + 1])
+    rows = await WALKED_PAGE.rows(conn, [after_email, SEARCH_WALK, _like(text), first + 1])
     if len(rows) <= first:  # the walk did not fill the page: the index has the whole answer
         if conn.capabilities.dialect != "sqlite":
-            return await users_page_query(text, first, after_email)
-        values = [f"%{text}%", pattern, after_email or "", first + 1]
-        rows = await _SEARCHED_PAGE.rows(conn, values)
+            return await users_page_query(text, first, after_email or None)
+        rows = await _SEARCHED_PAGE.rows(conn, [*_searched_values(text), after_email, first + 1])
     return [decode(User, row, "") for row in rows]
 
 

@@ -4,6 +4,7 @@ few held out of it for the hot statements."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -381,9 +382,7 @@ async def test_a_group_holds_at_most_max_group_executions(pg: str) -> None:
     calls = MAX_GROUP + 6
     rows = await asyncio.gather(*(client.fetch_grouped(NUMBERED, [n]) for n in range(calls)))
     assert [row["n"] for row in rows] == list(range(calls))
-    by_transaction: dict[int, int] = {}
-    for row in rows:
-        by_transaction[row["tx"]] = by_transaction.get(row["tx"], 0) + 1
+    by_transaction = Counter(row["tx"] for row in rows)
     assert sorted(by_transaction.values()) == [6, MAX_GROUP]
 
 

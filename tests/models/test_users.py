@@ -145,6 +145,25 @@ async def test_a_search_finds_exactly_the_emails_that_contain_it(
             assert found == expected, (walk, search)
 
 
+async def test_a_page_of_a_text_many_emails_hold_comes_from_the_walk(
+    many_users: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the trigram index's query at all, such a page is still answered: the walk of
+    the email index filled it."""
+
+    class Refused:
+        async def rows(self, *args: object) -> None:
+            raise AssertionError("the walk should have filled the page")
+
+    def refused_query(*args: object) -> None:
+        raise AssertionError("the walk should have filled the page")
+
+    monkeypatch.setattr(models.users, "_SEARCHED_PAGE", Refused())
+    monkeypatch.setattr(models.users, "users_page_query", refused_query)
+    page = await users_page("user00001", 20, email_of(150))
+    assert [u.email for u in page] == [email_of(i) for i in range(151, 172)]
+
+
 @pytest.mark.parametrize("backend", ["sqlite"])
 async def test_a_rare_search_on_sqlite_is_answered_by_the_trigram_table(many_users: str) -> None:
     """Emptied, the table answers nothing: a search the walk cannot fill finds nobody, while
