@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from api.jws import HS256Codec, JWSInvalid
-from models.ids import random_hex
+from models.ids import SpelledUUID, random_hex
 
 if TYPE_CHECKING:
     from api.settings import Settings
@@ -210,9 +210,10 @@ class TokenService:
         claims = self._refresh.decode(token, now)
         try:
             return RefreshClaims(
-                user_id=uuid.UUID(claims["sub"]),
-                session_id=uuid.UUID(claims["sid"]),
-                token_id=uuid.UUID(claims["jti"]),
+                # Each spelled again in the rotation, its event and the new tokens.
+                user_id=SpelledUUID(claims["sub"]),
+                session_id=SpelledUUID(claims["sid"]),
+                token_id=SpelledUUID(claims["jti"]),
                 token_version=_int(claims["ver"]),
                 issued_at=_from_timestamp(claims["iat"]),
                 expires_at=_from_timestamp(claims["exp"]),

@@ -13,7 +13,7 @@ from tortoise.queryset import QuerySet
 
 from models.ids import ordered_uuid
 from models.keyset import newest_first
-from models.statements import Statement, encode, insert_sql
+from models.statements import Statement, encode_row, insert_sql
 
 if TYPE_CHECKING:
     from models.users import User
@@ -90,17 +90,20 @@ def event_values(
     detail: dict[str, Any] | None = None,
 ) -> list[Any]:
     """One new event's parameters for `INSERT_EVENT`, in the order of `EVENT_COLUMNS`."""
-    return encode(
+    return encode_row(
         AuditEvent,
-        ("id", ordered_uuid()),
-        ("created_at", now),
-        ("kind", kind.value),
-        ("user_id", user_id),
-        ("session_id", session_id),
-        ("actor_id", actor_id),
-        ("ip_address", ip_address),
-        ("user_agent", user_agent),
-        ("detail", detail),
+        EVENT_COLUMNS,
+        (
+            ordered_uuid(),
+            now,
+            kind.value,
+            user_id,
+            session_id,
+            actor_id,
+            ip_address,
+            user_agent,
+            detail,
+        ),
     )
 
 

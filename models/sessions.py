@@ -24,6 +24,7 @@ from models.statements import (
     decode,
     decode_values,
     encode,
+    encode_row,
     provides,
     select_list,
 )
@@ -154,20 +155,42 @@ class Rotation:
 
     def values(self) -> list[Any]:
         """The parameters of `_ROTATE_SQL`, in its order."""
-        return encode(
+        return encode_row(
             Session,
-            ("current_token_id", self.new_token_id),
-            ("previous_token_id", self.presented_token_id),
-            ("rotated_at", self.issued_at),
-            ("last_used_at", self.issued_at),
-            ("expires_at", self.expires_at),
-            ("id", self.session_id),
-            ("user_id", self.user_id),
-            ("current_token_id", self.presented_token_id),
-            ("token_version", self.token_version),
-            ("expires_at", self.now),
-            ("absolute_expires_at", self.now),
+            _ROTATION_FIELDS,
+            (
+                self.new_token_id,
+                self.presented_token_id,
+                self.issued_at,
+                self.issued_at,
+                self.expires_at,
+                self.session_id,
+                self.user_id,
+                self.presented_token_id,
+                self.token_version,
+                self.now,
+                self.now,
+            ),
         )
+
+
+# The fields that encode `Rotation.values`, in `_ROTATE_SQL`'s order: what it sets
+# (ROTATED_COLUMNS), then what it compares (_SESSION_ALIVE).
+_ROTATION_FIELDS = (
+    "current_token_id",
+    "previous_token_id",
+    "rotated_at",
+    "last_used_at",
+    "expires_at",
+    "id",
+    "user_id",
+    "current_token_id",
+    "token_version",
+    "expires_at",
+    "absolute_expires_at",
+)
+# Where the session's id is among them: a rotation reads its session back by it.
+_ROTATION_ID = _ROTATION_FIELDS.index("id")
 
 
 # What a rotation writes, in `Rotation.values`' order. No index may cover any of these: on
@@ -267,7 +290,7 @@ async def rotate_refresh_token(rotation: Rotation, event: list[Any]) -> Rotated 
         INSERT_EVENT.sql(conn),
         _SESSION_WITH_USER.sql(conn),
     )
-    key = encode(Session, ("id", rotation.session_id))
+    key = [values[_ROTATION_ID]]
 
     def rotate_and_record(db: sqlite3.Connection) -> list[sqlite3.Row]:
         if db.execute(rotate, values).rowcount != 1:

@@ -22,12 +22,15 @@ from tortoise import BaseDBAsyncClient, fields
 from tortoise.models import Model
 from tortoise.timezone import get_timezone, get_use_tz
 
+from models.ids import SpelledUUID
+
 M = TypeVar("M", bound=Model)
 T = TypeVar("T")
 # A row by column name: a dict from tortoise or SQLite, an asyncpg Record from a held connection.
 Row = Mapping[str, Any]
 
 _PLACEHOLDER = re.compile(r"\?")
+_UUIDS = (uuid.UUID, SpelledUUID)
 
 
 @functools.cache
@@ -131,6 +134,19 @@ def encode(model: type[Model], *values: tuple[str, Any]) -> list[Any]:
     return [_encoder(model, name)(value) for name, value in values]
 
 
+def encode_row(model: type[Model], names: tuple[str, ...], values: Sequence[Any]) -> list[Any]:
+    """`encode` for the hot statements' fixed lists of names: their encoders found with one
+    lookup, not one a value (a rotation and its event, 20 values: 11.7 µs -> 10.2)."""
+    return [
+        encode_one(value) for encode_one, value in zip(_encoders(model, names), values, strict=True)
+    ]
+
+
+@functools.cache
+def _encoders(model: type[Model], names: tuple[str, ...]) -> tuple[Callable[[Any], Any], ...]:
+    return tuple(_encoder(model, name) for name in names)
+
+
 @functools.cache
 def _encoder(model: type[Model], name: str) -> Callable[[Any], Any]:
     """The field's own `to_db_value`, behind a shortcut for the values the hot paths send.
@@ -148,7 +164,7 @@ def _encoder(model: type[Model], name: str) -> Callable[[Any], Any]:
         return field.to_db_value(value, model)
 
     if isinstance(field, fields.UUIDField):
-        return lambda value: str(value) if type(value) is uuid.UUID else slow(value)
+        return lambda value: str(value) if type(value) in _UUIDS else slow(value)
     if isinstance(field, fields.DatetimeField) and not (field.auto_now or field.auto_now_add):
         if not (get_use_tz() and get_timezone().upper() == "UTC"):
             return slow

@@ -9,11 +9,14 @@ import re
 import time
 import uuid
 
+import copy
+import pickle
+
 import httpx
 import pytest
 
 from models import AuditEvent
-from models.ids import BLOCK, RandomIds
+from models.ids import BLOCK, RandomIds, SpelledUUID
 from schema.types import User
 from tests.conftest import AppFactory, Harness
 
@@ -165,6 +168,22 @@ def test_ordered_ids_begin_with_the_time_and_are_random_after_it() -> None:
     time.sleep(0.002)
     later = ids.uuid7()
     assert str(later) > max(str(one) for one in drawn)
+
+
+def test_a_spelled_uuid_is_a_uuid_in_every_way_but_its_cost() -> None:
+    text = "B0000000-0000-4000-8000-00000000002A"  # any form UUID accepts, spelled canonically
+    plain = uuid.UUID(text)
+    spelled = SpelledUUID(text)
+    assert str(spelled) == str(spelled) == str(plain) == text.lower()
+    assert spelled == plain and hash(spelled) == hash(plain) and {spelled} == {plain}
+    assert repr(spelled) == repr(plain) and f"{spelled}" == f"{plain}"
+    assert spelled.hex == plain.hex and spelled.version == 4
+    for copied in (copy.copy(spelled), copy.deepcopy(spelled), pickle.loads(pickle.dumps(spelled))):
+        assert type(copied) is uuid.UUID and copied == plain
+    drawn = RandomIds().uuid4()
+    assert type(drawn) is SpelledUUID and str(drawn) == str(uuid.UUID(int=drawn.int))
+    with pytest.raises(TypeError, match="immutable"):
+        spelled.int = 1  # type: ignore[misc]
 
 
 async def test_audit_events_are_keyed_in_the_order_they_happen(api: Harness) -> None:
