@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import os
+import pickle
 import re
 import time
 import uuid
-
-import copy
-import pickle
 
 import httpx
 import pytest
@@ -175,13 +174,20 @@ def test_a_spelled_uuid_is_a_uuid_in_every_way_but_its_cost() -> None:
     plain = uuid.UUID(text)
     spelled = SpelledUUID(text)
     assert str(spelled) == str(spelled) == str(plain) == text.lower()
-    assert spelled == plain and hash(spelled) == hash(plain) and {spelled} == {plain}
-    assert repr(spelled) == repr(plain) and f"{spelled}" == f"{plain}"
-    assert spelled.hex == plain.hex and spelled.version == 4
-    for copied in (copy.copy(spelled), copy.deepcopy(spelled), pickle.loads(pickle.dumps(spelled))):
-        assert type(copied) is uuid.UUID and copied == plain
+    assert spelled == plain
+    assert hash(spelled) == hash(plain)
+    assert {spelled} == {plain}
+    assert repr(spelled) == repr(plain)
+    assert f"{spelled}" == f"{plain}"
+    assert spelled.hex == plain.hex
+    assert spelled.version == 4
+    unpickled = pickle.loads(pickle.dumps(spelled))  # noqa: S301 (bytes pickled right here)
+    for copied in (copy.copy(spelled), copy.deepcopy(spelled), unpickled):
+        assert type(copied) is uuid.UUID
+        assert copied == plain
     drawn = RandomIds().uuid4()
-    assert type(drawn) is SpelledUUID and str(drawn) == str(uuid.UUID(int=drawn.int))
+    assert type(drawn) is SpelledUUID
+    assert str(drawn) == str(uuid.UUID(int=drawn.int))
     with pytest.raises(TypeError, match="immutable"):
         spelled.int = 1  # type: ignore[misc]
 
