@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from tortoise import fields
+from tortoise import BaseDBAsyncClient, fields
 from tortoise.expressions import F
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from models.statements import Statement, decode, select_list
+from models.trigrams import email_sample, indexed_part
 
 
 class Role(StrEnum):
@@ -74,11 +76,12 @@ async def count_users(search: str | None) -> int:
     `users` keep exact (migrations `users_count`), since COUNT(*) would read every user."""
     if search:
         text = _trigram_text(search)
+        if text is None:
+            return await search_users(search).count()
         conn = User._meta.db
-        if text is not None and conn.capabilities.dialect == "sqlite":
-            rows = await _SEARCH_COUNT.rows(conn, _searched_values(text))
-            return int(rows[0]["n"])
-        return await search_users(search).count()
+        statement = _SEARCH_COUNT[conn.capabilities.dialect]
+        rows = await statement.rows(conn, await _searched_values(conn, text))
+        return int(rows[0]["n"])
     rows = await User._meta.db.execute_query_dict('SELECT "users" FROM "users_count"')
     return int(rows[0]["users"])
 
@@ -104,11 +107,11 @@ async def users_page(search: str | None, first: int, after_email: str | None) ->
 
 # A page of a search first walks the email index from the cursor, SEARCH_WALK emails at most:
 # a text that many emails hold (a domain, a common prefix) fills its page there. Otherwise the
-# trigram index answers: PostgreSQL's (pg_trgm), as its planner sees fit, or SQLite's FTS5 table
-# with the trigram tokenizer (migrations/sqlite, users_email_search), whose `LIKE '%text%'`
-# finds the rows holding every trigram of the text (`%` and `_` in the text stay wildcards
-# there, so it finds at least every match); each candidate is then matched against `users`
-# itself, with the text escaped, so the answer is exact whatever that table holds.
+# trigram index answers: PostgreSQL's (pg_trgm) or SQLite's FTS5 table with the trigram
+# tokenizer (migrations/sqlite, users_email_search), asked for the emails like the part of the
+# text whose trigrams are worth reading (models/trigrams.py; `%` and `_` in it stay wildcards
+# there, so it finds at least every match). Each candidate is then matched against the whole
+# text in `users` itself, so the answer is exact whatever the index holds.
 
 SEARCH_WALK = 500
 """Emails a page of a search reads in order before it asks the trigram index. Its candidates
@@ -125,17 +128,36 @@ WALKED_PAGE = Statement(
         ') ORDER BY "email"'
     )
 )
-_SEARCHED = (
-    'WHERE "id" IN (SELECT "id" FROM "users_email_search" WHERE "email" LIKE ?)'
-    " AND \"email\" LIKE ? ESCAPE '\\'"
-)
-_SEARCHED_PAGE = Statement(
-    lambda: (
-        f'SELECT {select_list(User, "users", "")} FROM "users" {_SEARCHED}'  # noqa: S608
+# The candidates, by dialect, then the whole text matched, escaped. On PostgreSQL the exact
+# match is a `strpos`, which no index serves (a second LIKE would add the whole text's trigrams
+# to the index's work again), and the candidates are a subquery the planner keeps as it is
+# (OFFSET 0): a plan made for any text might otherwise walk the email index in order and test
+# every user.
+_FROM_CANDIDATES = {
+    "sqlite": (
+        'FROM "users" WHERE "id" IN (SELECT "id" FROM "users_email_search" WHERE "email" LIKE ?)'
+        " AND \"email\" LIKE ? ESCAPE '\\'"
+    ),
+    "postgres": (
+        'FROM (SELECT * FROM "users" WHERE "email" LIKE ? ESCAPE \'\\\' OFFSET 0) AS "users"'
+        ' WHERE strpos("email", ?) > 0'
+    ),
+}
+
+
+def _searched_page_sql(dialect: str) -> str:
+    return (
+        f"SELECT {select_list(User, 'users', '')} {_FROM_CANDIDATES[dialect]}"
         ' AND "email" > ? ORDER BY "email" LIMIT ?'
     )
-)
-_SEARCH_COUNT = Statement(lambda: f'SELECT COUNT(*) AS "n" FROM "users" {_SEARCHED}')  # noqa: S608
+
+
+def _search_count_sql(dialect: str) -> str:
+    return f'SELECT COUNT(*) AS "n" {_FROM_CANDIDATES[dialect]}'
+
+
+_SEARCHED_PAGE = {d: Statement(functools.partial(_searched_page_sql, d)) for d in _FROM_CANDIDATES}
+_SEARCH_COUNT = {d: Statement(functools.partial(_search_count_sql, d)) for d in _FROM_CANDIDATES}
 
 
 def _trigram_text(search: str | None) -> str | None:
@@ -152,19 +174,21 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _searched_values(text: str) -> list[str]:
-    """The parameters of `_SEARCHED`: the trigram table's pattern (wildcards and all, so it
-    finds at least every match), then the exact one."""
-    return [f"%{text}%", _like(text)]
+async def _searched_values(conn: BaseDBAsyncClient, text: str) -> list[str]:
+    """The parameters of `_FROM_CANDIDATES`: the candidates' pattern, then the whole text's."""
+    part = indexed_part(text, (await email_sample(conn)).share)
+    if conn.capabilities.dialect == "postgres":
+        return [_like(part), text]
+    # The trigram table's pattern keeps its wildcards: it finds at least every match.
+    return [f"%{part}%", _like(text)]
 
 
 async def _searched_page(text: str, first: int, after_email: str) -> list[User]:
     conn = User._meta.db
     rows = await WALKED_PAGE.rows(conn, [after_email, SEARCH_WALK, _like(text), first + 1])
     if len(rows) <= first:  # the walk did not fill the page: the index has the whole answer
-        if conn.capabilities.dialect != "sqlite":
-            return await users_page_query(text, first, after_email or None)
-        rows = await _SEARCHED_PAGE.rows(conn, [*_searched_values(text), after_email, first + 1])
+        values = [*await _searched_values(conn, text), after_email, first + 1]
+        rows = await _SEARCHED_PAGE[conn.capabilities.dialect].rows(conn, values)
     return [decode(User, row, "") for row in rows]
 
 

@@ -13,7 +13,16 @@ from tortoise.transactions import in_transaction
 import models.users
 from api.db import connection, dialect_of
 from models import User as UserRow
-from models.users import count_users, search_users, users_page, users_page_query
+from models.trigrams import COMMON, SAMPLE_TTL, email_sample, indexed_part
+from models.users import (
+    _SEARCH_COUNT,
+    _SEARCHED_PAGE,
+    _searched_values,
+    count_users,
+    search_users,
+    users_page,
+    users_page_query,
+)
 from tests.conftest import Harness
 
 USERS = 10_000
@@ -83,11 +92,70 @@ async def test_a_search_finds_every_user_whose_email_contains_it(many_users: str
 
 @pytest.mark.parametrize("backend", ["postgres"])
 async def test_a_selective_search_uses_the_trigram_index_on_postgres(many_users: str) -> None:
-    """`email LIKE '%text%'` as tortoise writes it (CAST(email AS VARCHAR)) still matches the
-    GIN index on `email`; `icontains` (UPPER(...)) would not."""
-    for query in (users_page_query("0001234", 20, None), search_users("0001234").count()):
-        explained = await plan(many_users, query)
-        assert "Bitmap Index Scan on idx_users_email_trgm" in explained, explained
+    """The part of the text a search asks for is matched by the GIN index on `email`, for the
+    page and for the count, whatever plan the text gets."""
+    conn = connection(many_users)
+    values = await _searched_values(conn, "0001234")
+    for statement, more in ((_SEARCHED_PAGE, ["", 21]), (_SEARCH_COUNT, [])):
+        sql = statement["postgres"].sql(conn)
+        given = ", ".join(
+            str(value) if isinstance(value, int) else "'" + value.replace("'", "''") + "'"
+            for value in [*values, *more]
+        )
+        # A custom plan, made for these values, and a generic one, made for any values, as a
+        # prepared statement may get after a few runs.
+        for mode in ("auto", "force_generic_plan"):
+            async with in_transaction() as tx:
+                await tx.execute_script(f"SET LOCAL plan_cache_mode = {mode}")
+                await tx.execute_script(f"PREPARE searched AS {sql}")
+                _, rows = await tx.execute_query(f"EXPLAIN EXECUTE searched({given})")
+                await tx.execute_script("DEALLOCATE searched")
+            explained = "\n".join(row["QUERY PLAN"] for row in rows)
+            assert "Bitmap Index Scan on idx_users_email_trgm" in explained, (mode, explained)
+
+
+async def test_a_search_asks_the_index_only_for_what_rules_users_out(many_users: str) -> None:
+    """Every email here begins `user000` and ends `@example.test`: their trigrams would cost a
+    read of every user, so the index is asked for the rest of the text; a text of nothing but
+    such trigrams is asked for whole."""
+    sample = await email_sample(connection(many_users))
+    assert len(sample.emails) >= 640
+    assert sample.share("use") == 1.0
+    assert sample.share("234") < 0.05
+    assert indexed_part("user0001234@example", sample.share) == "001234@e"
+    assert indexed_part("user0001234", sample.share) == "001234"
+    assert indexed_part("@example.test", sample.share) == "@example.test"
+    assert indexed_part("zoe.quinn", sample.share) == "zoe.quinn"
+
+
+def test_the_index_is_asked_for_the_run_of_uncommon_trigrams_around_the_rarest() -> None:
+    shares = {"abc": 0.9, "bcd": 0.1, "cde": 0.9, "def": 0.01, "efg": 0.2, "fgh": 0.6}
+    assert indexed_part("abcdefgh", shares.__getitem__) == "defg"
+    assert indexed_part("abcdefgh", lambda trigram: 0.0) == "abcdefgh"
+    assert indexed_part("abcdefgh", lambda trigram: COMMON) == "abcdefgh"
+    assert indexed_part("bcde", shares.__getitem__) == "bcd"
+
+
+async def test_a_sample_of_emails_is_taken_again_when_it_is_old(
+    api: Harness, many_users: str
+) -> None:
+    conn = connection(many_users)
+    now = [1000.0]
+    first = await email_sample(conn, lambda: now[0])
+    assert first.share("zzz") == 0.0
+    created = api.clock()
+    await UserRow.bulk_create(  # a third of the users, from now on, hold `zzz`
+        UserRow(
+            email=f"zzz{n}@example.test", password_hash="x", created_at=created, updated_at=created
+        )
+        for n in range(USERS // 2)
+    )
+    now[0] += SAMPLE_TTL - 1
+    assert await email_sample(conn, lambda: now[0]) is first
+    now[0] += 1
+    again = await email_sample(conn, lambda: now[0])
+    assert again is not first
+    assert 0.2 < again.share("zzz") < COMMON
 
 
 # What a search finds, whichever way it goes: on SQLite a walk of the email index that fills
@@ -158,7 +226,9 @@ async def test_a_page_of_a_text_many_emails_hold_comes_from_the_walk(
     def refused_query(*args: object) -> None:
         raise AssertionError("the walk should have filled the page")
 
-    monkeypatch.setattr(models.users, "_SEARCHED_PAGE", Refused())
+    monkeypatch.setattr(
+        models.users, "_SEARCHED_PAGE", {"sqlite": Refused(), "postgres": Refused()}
+    )
     monkeypatch.setattr(models.users, "users_page_query", refused_query)
     page = await users_page("user00001", 20, email_of(150))
     assert [u.email for u in page] == [email_of(i) for i in range(151, 172)]
