@@ -79,8 +79,8 @@ async def count_users(search: str | None) -> int:
         if text is None:
             return await search_users(search).count()
         conn = User._meta.db
-        statement = _SEARCH_COUNT[conn.capabilities.dialect]
-        rows = await statement.rows(conn, await _searched_values(conn, text))
+        statement = SEARCH_COUNT[conn.capabilities.dialect]
+        rows = await statement.rows(conn, await searched_values(conn, text))
         return int(rows[0]["n"])
     rows = await User._meta.db.execute_query_dict('SELECT "users" FROM "users_count"')
     return int(rows[0]["users"])
@@ -156,8 +156,8 @@ def _search_count_sql(dialect: str) -> str:
     return f'SELECT COUNT(*) AS "n" {_FROM_CANDIDATES[dialect]}'
 
 
-_SEARCHED_PAGE = {d: Statement(functools.partial(_searched_page_sql, d)) for d in _FROM_CANDIDATES}
-_SEARCH_COUNT = {d: Statement(functools.partial(_search_count_sql, d)) for d in _FROM_CANDIDATES}
+SEARCHED_PAGE = {d: Statement(functools.partial(_searched_page_sql, d)) for d in _FROM_CANDIDATES}
+SEARCH_COUNT = {d: Statement(functools.partial(_search_count_sql, d)) for d in _FROM_CANDIDATES}
 
 
 def _trigram_text(search: str | None) -> str | None:
@@ -174,7 +174,7 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-async def _searched_values(conn: BaseDBAsyncClient, text: str) -> list[str]:
+async def searched_values(conn: BaseDBAsyncClient, text: str) -> list[str]:
     """The parameters of `_FROM_CANDIDATES`: the candidates' pattern, then the whole text's."""
     part = indexed_part(text, (await email_sample(conn)).share)
     if conn.capabilities.dialect == "postgres":
@@ -187,8 +187,8 @@ async def _searched_page(text: str, first: int, after_email: str) -> list[User]:
     conn = User._meta.db
     rows = await WALKED_PAGE.rows(conn, [after_email, SEARCH_WALK, _like(text), first + 1])
     if len(rows) <= first:  # the walk did not fill the page: the index has the whole answer
-        values = [*await _searched_values(conn, text), after_email, first + 1]
-        rows = await _SEARCHED_PAGE[conn.capabilities.dialect].rows(conn, values)
+        values = [*await searched_values(conn, text), after_email, first + 1]
+        rows = await SEARCHED_PAGE[conn.capabilities.dialect].rows(conn, values)
     return [decode(User, row, "") for row in rows]
 
 

@@ -15,11 +15,11 @@ from api.db import connection, dialect_of
 from models import User as UserRow
 from models.trigrams import COMMON, SAMPLE_TTL, email_sample, indexed_part
 from models.users import (
-    _SEARCH_COUNT,
-    _SEARCHED_PAGE,
-    _searched_values,
+    SEARCH_COUNT,
+    SEARCHED_PAGE,
     count_users,
     search_users,
+    searched_values,
     users_page,
     users_page_query,
 )
@@ -95,8 +95,8 @@ async def test_a_selective_search_uses_the_trigram_index_on_postgres(many_users:
     """The part of the text a search asks for is matched by the GIN index on `email`, for the
     page and for the count, whatever plan the text gets."""
     conn = connection(many_users)
-    values = await _searched_values(conn, "0001234")
-    for statement, more in ((_SEARCHED_PAGE, ["", 21]), (_SEARCH_COUNT, [])):
+    values = await searched_values(conn, "0001234")
+    for statement, more in ((SEARCHED_PAGE, ["", 21]), (SEARCH_COUNT, [])):
         sql = statement["postgres"].sql(conn)
         given = ", ".join(
             str(value) if isinstance(value, int) else "'" + value.replace("'", "''") + "'"
@@ -226,9 +226,7 @@ async def test_a_page_of_a_text_many_emails_hold_comes_from_the_walk(
     def refused_query(*args: object) -> None:
         raise AssertionError("the walk should have filled the page")
 
-    monkeypatch.setattr(
-        models.users, "_SEARCHED_PAGE", {"sqlite": Refused(), "postgres": Refused()}
-    )
+    monkeypatch.setattr(models.users, "SEARCHED_PAGE", {"sqlite": Refused(), "postgres": Refused()})
     monkeypatch.setattr(models.users, "users_page_query", refused_query)
     page = await users_page("user00001", 20, email_of(150))
     assert [u.email for u in page] == [email_of(i) for i in range(151, 172)]
