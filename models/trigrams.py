@@ -38,7 +38,7 @@ the table (some 40 to 100 users)."""
 
 SAMPLE_TTL = 600.0
 MAX_COUNTED = 4096
-"""Trigrams whose share a sample remembers; past that it counts afresh."""
+"""Texts whose share a sample remembers; past that it counts afresh."""
 
 
 def indexed_part(text: str, share: Callable[[str], float]) -> str:
@@ -64,14 +64,15 @@ class EmailSample:
     taken: float
     _shares: dict[str, float] = field(default_factory=dict)
 
-    def share(self, trigram: str) -> float:
-        """The share of the sampled emails that hold `trigram`; an empty sample holds nothing."""
-        known = self._shares.get(trigram)
+    def share(self, text: str) -> float:
+        """The share of the sampled emails that hold `text` (a trigram, or a whole searched
+        text); an empty sample holds nothing."""
+        known = self._shares.get(text)
         if known is None:
             if len(self._shares) >= MAX_COUNTED:
                 self._shares.clear()
-            holding = sum(1 for email in self.emails if trigram in email)
-            known = self._shares[trigram] = holding / len(self.emails) if self.emails else 0.0
+            holding = sum(1 for email in self.emails if text in email)
+            known = self._shares[text] = holding / len(self.emails) if self.emails else 0.0
         return known
 
 

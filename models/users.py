@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 
@@ -12,7 +13,7 @@ from tortoise.expressions import F
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
-from models.statements import Statement, decode, select_list
+from models.statements import Row, Statement, decode, select_list
 from models.trigrams import email_sample, indexed_part
 
 
@@ -185,7 +186,11 @@ async def searched_values(conn: BaseDBAsyncClient, text: str) -> list[str]:
 
 async def _searched_page(text: str, first: int, after_email: str) -> list[User]:
     conn = User._meta.db
-    rows = await WALKED_PAGE.rows(conn, [after_email, SEARCH_WALK, _like(text), first + 1])
+    rows: Sequence[Row] = ()
+    # The walk only where it may fill the page: a text held by fewer sampled emails would find
+    # less than half a page in it (a rare text's walk cost more than its index's answer).
+    if (await email_sample(conn)).share(text) * SEARCH_WALK >= (first + 1) / 2:
+        rows = await WALKED_PAGE.rows(conn, [after_email, SEARCH_WALK, _like(text), first + 1])
     if len(rows) <= first:  # the walk did not fill the page: the index has the whole answer
         values = [*await searched_values(conn, text), after_email, first + 1]
         rows = await SEARCHED_PAGE[conn.capabilities.dialect].rows(conn, values)

@@ -213,23 +213,36 @@ async def test_a_search_finds_exactly_the_emails_that_contain_it(
             assert found == expected, (walk, search)
 
 
+class Refused:
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+    def __getitem__(self, dialect: str) -> Refused:  # as a statement by dialect
+        return self
+
+    async def rows(self, *args: object) -> None:
+        raise AssertionError(self.why)
+
+
 async def test_a_page_of_a_text_many_emails_hold_comes_from_the_walk(
     many_users: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without the trigram index's query at all, such a page is still answered: the walk of
-    the email index filled it."""
+    the email index filled it. (`user0001` is held by a tenth of the users.)"""
+    monkeypatch.setattr(models.users, "SEARCHED_PAGE", Refused("the walk should fill the page"))
+    page = await users_page("user0001", 20, email_of(1150))
+    assert [u.email for u in page] == [email_of(i) for i in range(1151, 1172)]
 
-    class Refused:
-        async def rows(self, *args: object) -> None:
-            raise AssertionError("the walk should have filled the page")
 
-    def refused_query(*args: object) -> None:
-        raise AssertionError("the walk should have filled the page")
-
-    monkeypatch.setattr(models.users, "SEARCHED_PAGE", {"sqlite": Refused(), "postgres": Refused()})
-    monkeypatch.setattr(models.users, "users_page_query", refused_query)
-    page = await users_page("user00001", 20, email_of(150))
-    assert [u.email for u in page] == [email_of(i) for i in range(151, 172)]
+async def test_a_page_of_a_rare_text_skips_the_walk(
+    many_users: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No sampled email holds it: a walk of SEARCH_WALK emails would find next to nothing."""
+    monkeypatch.setattr(models.users, "WALKED_PAGE", Refused("a rare text should not walk"))
+    assert [u.email for u in await users_page("0001234", 20, None)] == [email_of(1234)]
+    assert [u.email for u in await users_page("user00012", 20, None)] == [
+        email_of(i) for i in range(1200, 1221)
+    ]
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
@@ -238,8 +251,8 @@ async def test_a_rare_search_on_sqlite_is_answered_by_the_trigram_table(many_use
     one the walk fills still finds its page."""
     conn = connection(many_users)
     await conn.execute_script('DELETE FROM "users_email_search"')
-    assert [u.email for u in await users_page("user00001", 20, None)] == [
-        email_of(i) for i in range(100, 121)
+    assert [u.email for u in await users_page("user0001", 20, email_of(999))] == [
+        email_of(i) for i in range(1000, 1021)
     ]
     assert await users_page("0009876", 20, None) == []
     assert await count_users("0009876") == 0
