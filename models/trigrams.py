@@ -115,8 +115,9 @@ async def _sample_emails(conn: BaseDBAsyncClient) -> list[str]:
 
 
 def _spread(size: int, span: int) -> list[int]:
-    """Starts of SAMPLE_SPANS spans of `span` units evenly spread over `size` units from 0; one
-    span from 0 when they would overlap."""
+    """Starts of SAMPLE_SPANS spans of `span` units evenly spread over `size` units from 0, the
+    last one ending at `size`; when there is no room for that many apart, spans side by side
+    over all of it."""
     if size <= 0:
         return []
     if size <= SAMPLE_SPANS * span:
