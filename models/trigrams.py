@@ -6,7 +6,7 @@ all of them. A trigram that nearly every email holds, one of a shared domain or 
 prefix, costs a read of nearly every user and rules nobody out: a search for `user0000042` among
 100,000 `userNNNNNNN@...` emails read four lists of 100,000 rows for the sake of `042`'s 1,300,
 and took 1.9 ms against 0.27 for `0000042`. So the index is asked only for the run of the text's
-trigrams around its rarest one that no more than COMMON of the emails hold; the rows it finds
+trigrams around its rarest one that fewer than COMMON of the emails hold; the rows it finds
 are then matched against the whole text (models/users.py), so the answer is the same.
 
 How often a trigram occurs is read from a sample of the emails, a few spans spread over the
