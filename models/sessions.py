@@ -174,25 +174,6 @@ class Rotation:
         )
 
 
-# The fields that encode `Rotation.values`, in `_ROTATE_SQL`'s order: what it sets
-# (ROTATED_COLUMNS), then what it compares (_SESSION_ALIVE).
-_ROTATION_FIELDS = (
-    "current_token_id",
-    "previous_token_id",
-    "rotated_at",
-    "last_used_at",
-    "expires_at",
-    "id",
-    "user_id",
-    "current_token_id",
-    "token_version",
-    "expires_at",
-    "absolute_expires_at",
-)
-# Where the session's id is among them: a rotation reads its session back by it.
-_ROTATION_ID = _ROTATION_FIELDS.index("id")
-
-
 # What a rotation writes, in `Rotation.values`' order. No index may cover any of these: on
 # PostgreSQL the rotation is then a heap-only update that touches no index (see the migration
 # rotation_writes_unindexed), and on SQLite it rewrites no index entry.
@@ -203,6 +184,19 @@ ROTATED_COLUMNS = (
     "last_used_at",
     "expires_at",
 )
+# The fields that encode `Rotation.values`, in `_ROTATE_SQL`'s order: what it sets, then what
+# it compares (`_SESSION_ALIVE`).
+_ROTATION_FIELDS = (
+    *ROTATED_COLUMNS,
+    "id",
+    "user_id",
+    "current_token_id",
+    "token_version",
+    "expires_at",
+    "absolute_expires_at",
+)
+# Where the session's id is among them: a rotation reads its session back by it.
+_ROTATION_ID = _ROTATION_FIELDS.index("id")
 # The compare-and-set of the current token, only while the session is alive: not revoked, not
 # expired, of the token's user and version, and that user active and still at that version.
 _SET_ROTATED = ", ".join(f'"{column}" = ?' for column in ROTATED_COLUMNS)

@@ -62,9 +62,9 @@ def search_users(search: str | None) -> QuerySet[User]:
     Emails are stored lower-cased, so a case-sensitive LIKE on the lower-cased text is a
     case-insensitive search, and the column stays bare: PostgreSQL's trigram index on `email`
     (migrations/postgres, users_email_trigram) serves `email LIKE '%text%'` for three characters
-    or more, where `icontains` (UPPER(email) LIKE UPPER(...)) would read every row. A page
-    of such a search first walks the email index (`users_page`); on SQLite, its rest and its
-    count go through the trigram table instead (`count_users`).
+    or more, where `icontains` (UPPER(email) LIKE UPPER(...)) would read every row. A search of
+    three characters or more does not come here: its pages and its count go through the
+    statements below (`users_page`, `count_users`), on both databases.
     """
     query = User.all()
     if search:

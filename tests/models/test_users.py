@@ -158,9 +158,9 @@ async def test_a_sample_of_emails_is_taken_again_when_it_is_old(
     assert 0.2 < again.share("zzz") < COMMON
 
 
-# What a search finds, whichever way it goes: on SQLite a walk of the email index that fills
-# the page, or the trigram table (migrations/sqlite, users_email_search); on PostgreSQL the
-# trigram index or a walk, as the planner picks.
+# What a search finds, whichever way it goes: a walk of the email index that fills the page, or
+# the trigram index (PostgreSQL's pg_trgm, SQLite's table users_email_search) asked for part of
+# the text, its candidates matched against the whole.
 
 ODD_EMAILS = [
     "john_doe@example.org",
@@ -196,7 +196,7 @@ async def test_a_search_finds_exactly_the_emails_that_contain_it(
     for email in ODD_EMAILS:  # some are no valid address: written as they are, past the API
         await UserRow.create(email=email.lower(), password_hash="x", created_at=now, updated_at=now)
     emails = sorted([e.lower() for e in ODD_EMAILS] + [email_of(i) for i in range(1, USERS + 1)])
-    for walk in (2000, 3):  # on SQLite: pages filled by the walk, and pages from the table
+    for walk in (2000, 3):  # a walk that fills pages where it runs; one too short to ever run
         monkeypatch.setattr(models.users, "SEARCH_WALK", walk)
         for search in SEARCHES:
             text = search.strip().lower()
@@ -232,6 +232,20 @@ async def test_a_page_of_a_text_many_emails_hold_comes_from_the_walk(
     monkeypatch.setattr(models.users, "SEARCHED_PAGE", Refused("the walk should fill the page"))
     page = await users_page("user0001", 20, email_of(1150))
     assert [u.email for u in page] == [email_of(i) for i in range(1151, 1172)]
+
+
+async def test_a_walk_that_comes_up_short_leaves_the_page_to_the_index(
+    api: Harness, many_users: str
+) -> None:
+    """The walk runs (`user0001` is held by a tenth of the users) and finds the last nine of its
+    run after the cursor; the rest of the page lies far beyond the walk, where only the index
+    finds it."""
+    now = api.clock()
+    late = [f"zz{n}.user0001@example.test" for n in range(3)]
+    for email in late:
+        await UserRow.create(email=email, password_hash="x", created_at=now, updated_at=now)
+    page = await users_page("user0001", 20, email_of(1990))
+    assert [u.email for u in page] == [email_of(i) for i in range(1991, 2000)] + late
 
 
 async def test_a_page_of_a_rare_text_skips_the_walk(
