@@ -24,6 +24,7 @@ from schema.admin import AdminMutation, AdminQuery
 from schema.auth import AuthMutation, AuthQuery
 from schema.documents import CachedDocuments, DocumentCache
 from schema.errors import contract_error
+from schema.execution import KeyturnExecutionContext
 from schema.limits import DOCUMENT_RULES, MAX_DEPTH
 
 MAX_QUERY_DEPTH = MAX_DEPTH
@@ -60,6 +61,7 @@ class KeyturnSchema(strawberry.Schema):
         documents: DocumentCache | None = None,
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("execution_context_class", KeyturnExecutionContext)
         super().__init__(*args, **kwargs)
         self.suggestions = suggestions
         self.documents = documents

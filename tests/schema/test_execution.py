@@ -1,0 +1,129 @@
+"""A request's objects are freed when it is answered, not left to the cycle collector
+(schema/execution.py), and the resolvers' async helpers still work."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import strawberry
+from graphql import GraphQLResolveInfo
+
+from schema import KeyturnSchema
+from tests.conftest import Harness
+
+REFRESH = (
+    "mutation ($t: String) { refresh(refreshToken: $t, refreshTokenDelivery: BODY) "
+    "{ accessToken refreshToken } }"
+)
+
+
+async def asgi_post(app: Any, body: dict[str, Any], token: str | None = None) -> dict[str, Any]:
+    """A GraphQL POST straight into the ASGI app: no HTTP client whose own objects would blur
+    what the request left behind."""
+    headers = [(b"host", b"test"), (b"content-type", b"application/json")]
+    if token is not None:
+        headers.append((b"authorization", f"Bearer {token}".encode()))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("test", 80),
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": json.dumps(body).encode(), "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 200
+    answer: dict[str, Any] = json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
+    return answer
+
+
+@pytest.fixture
+def collector_off() -> Iterator[None]:
+    """No automatic collection: what the requests leave stays until collected here."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.collect()
+        gc.enable()
+
+
+def left_for_the_collector() -> set[str]:
+    """The types of what a collection now finds unreachable (kept, not freed, to be named)."""
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    gc.collect()
+    gc.set_debug(0)
+    left = {type(o).__name__ for o in gc.garbage}
+    gc.garbage.clear()
+    return left
+
+
+async def test_a_request_leaves_nothing_for_the_cycle_collector(
+    api: Harness, user: object, collector_off: None
+) -> None:
+    tokens = await api.login()
+    for _ in range(2):  # every cache warm: what stays is the requests' own
+        me = await asgi_post(api.app, {"query": "{ me { id email } }"}, tokens["accessToken"])
+        rotated = await asgi_post(
+            api.app, {"query": REFRESH, "variables": {"t": tokens["refreshToken"]}}
+        )
+        tokens = rotated["data"]["refresh"]
+    await asyncio.sleep(0.05)  # the commits' callbacks and the access checks' re-reads are done
+    gc.collect()  # what the login and the HTTP client left
+
+    me = await asgi_post(api.app, {"query": "{ me { id email } }"}, tokens["accessToken"])
+    rotated = await asgi_post(
+        api.app, {"query": REFRESH, "variables": {"t": tokens["refreshToken"]}}
+    )
+    await asyncio.sleep(0.05)
+
+    assert me["data"]["me"]["email"] == "user@example.com"
+    assert rotated["data"]["refresh"]["refreshToken"] != tokens["refreshToken"]
+    left = left_for_the_collector()
+    # The executor held the context, the request and everything they reach.
+    assert not left & {"KeyturnExecutionContext", "Context", "Request", "Response"}, sorted(left)
+
+
+@strawberry.type
+class Numbers:
+    @strawberry.field
+    async def both(self, info: strawberry.Info) -> list[int]:
+        raw: GraphQLResolveInfo = info._raw_info
+
+        async def number(n: int) -> int:
+            await asyncio.sleep(0)
+            return n
+
+        raw.async_helpers.track([number(3)])
+        gathered: list[int] = await raw.async_helpers.gather([number(1), number(2)])
+        return gathered
+
+
+async def test_resolvers_still_gather_and_track_async_work() -> None:
+    schema = KeyturnSchema(query=Numbers)
+
+    result = await schema.execute("{ both }")
+
+    assert result.errors is None
+    assert result.data == {"both": [1, 2]}
