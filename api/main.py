@@ -20,16 +20,32 @@ def app_from_env() -> Starlette:
     return app
 
 
-def settle_heap() -> None:
-    """Moves everything built so far (modules, schema, app) out of the collector's sight.
+YOUNG_OBJECTS = 10_000
+"""Objects allocated (net of those freed) between two collections of the youngest generation;
+Python's default is 700."""
 
-    Those objects live as long as the process, yet every full collection walked all of them:
-    about 70 ms with the event loop stopped, a pause that every request in flight then waited
-    out. Frozen, they are never scanned again; what requests allocate is collected as before.
+
+def settle_heap() -> None:
+    """Moves everything built so far (modules, schema, app) out of the collector's sight, and
+    lets the collector wait for more young objects before it runs.
+
+    The objects built at start-up live as long as the process, yet every full collection walked
+    all of them: about 70 ms with the event loop stopped, a pause that every request in flight
+    then waited out. Frozen, they are never scanned again.
+
+    A request leaves no garbage for the collector (schema/execution.py), but the requests in
+    flight hold a few thousand young objects between them, more than Python's threshold of 700:
+    every collection found them alive, promoted them, and lost the count of their frees, so the
+    next one came a few requests later. Under a refresh load that was about 140 collections a
+    second, a tenth of the loop's time; at 10,000 young objects none ran at all (docs/
+    performance.md, eleventh round). Garbage that does form (a cycle in an error's traceback)
+    is still collected, in passes of a few milliseconds.
     Done once per server process, never in tests (which build many apps in one process).
     """
     gc.collect()
     gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_OBJECTS, older, oldest)
 
 
 SWITCH_INTERVAL = 0.0002

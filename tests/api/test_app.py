@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from api.app import READY_TIMEOUT, create_app
-from api.main import SWITCH_INTERVAL
+from api.main import SWITCH_INTERVAL, YOUNG_OBJECTS
 from tests.conftest import (
     BASE_URL,
     LOGIN,
@@ -282,12 +282,15 @@ async def test_the_app_starts_while_the_database_is_down(
 
 
 def test_a_server_process_freezes_its_start_up_heap(tmp_path: Path) -> None:
-    """What uvicorn's factory builds stays out of every later full collection, and the process
+    """What uvicorn's factory builds stays out of every later full collection, the youngest
+    generation is collected only after many more objects than Python's default, and the process
     hands the interpreter to a waiting thread sooner than Python's default."""
     probe = (
         "import gc, sys; from api.main import app_from_env; "
-        "before = gc.get_freeze_count(), sys.getswitchinterval(); app_from_env(); "
-        "print(*before, gc.get_freeze_count(), sys.getswitchinterval())"
+        "before = gc.get_freeze_count(), sys.getswitchinterval(), gc.get_threshold(); "
+        "app_from_env(); "
+        "print(*before[:2], gc.get_freeze_count(), sys.getswitchinterval()); "
+        "print(*before[2], *gc.get_threshold())"
     )
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("KEYTURN_")},
@@ -296,9 +299,11 @@ def test_a_server_process_freezes_its_start_up_heap(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
     )
-    frozen_before, switch_before, frozen_after, switch_after = map(float, done.stdout.split())
+    heap, thresholds = done.stdout.splitlines()
+    frozen_before, switch_before, frozen_after, switch_after = map(float, heap.split())
     assert frozen_before == 0
     assert frozen_after > 50_000  # the modules, the schema and the app: tens of thousands
     assert switch_before == 0.005
     assert switch_after == pytest.approx(SWITCH_INTERVAL)  # kept in whole microseconds
     assert switch_after < 0.001
+    assert [int(n) for n in thresholds.split()] == [700, 10, 10, YOUNG_OBJECTS, 10, 10]
