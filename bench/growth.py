@@ -9,6 +9,7 @@ on both, the small copy and the grown original taking turns, so that a change in
 load falls on both states alike instead of on the ratio. Every user has ten sessions in both
 states, so a page of one user's sessions is the same size: only the tables grow. On PostgreSQL
 the plans of the queries behind each operation are printed (EXPLAIN), to show which use an index.
+The process's collector is tuned as a server process tunes its own (api/main.py, settle_heap).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from api.access import AccessChecker, Account, Principal
 from api.clients import ClientInfo
 from api.clock import utc_now
 from api.db import connection, tortoise_config
+from api.main import settle_heap
 from api.migrations import copy_sqlite_file, migrate
 from api.pagination import encode_cursor
 from api.runtime import Keyturn
@@ -141,6 +143,7 @@ async def median_ms(states: list[State], samples: int) -> list[dict[str, float]]
     and within a turn the operations do, a ROUNDS-th of the samples each, so that a burst of
     load from elsewhere on the machine falls on every operation in both states alike."""
     times: list[dict[str, list[float]]] = [{name: [] for name in s.operations} for s in states]
+    settle_heap()  # the collector tuned as in a server process (api/main.py)
     for _ in range(ROUNDS):
         for state, spent in zip(states, times, strict=True):
             async with orm(state.url):
