@@ -37,7 +37,7 @@ def settle_heap() -> None:
     flight hold a few thousand young objects between them, more than Python's threshold of 700:
     every collection found them alive, promoted them, and lost the count of their frees, so the
     next one came a few requests later. Under a refresh load that was about 140 collections a
-    second, a tenth of the loop's time; at 10,000 young objects none ran at all (docs/
+    second, 6 to 7% of the loop's time; at 10,000 young objects none ran at all (docs/
     performance.md, eleventh round). Garbage that does form (a cycle in an error's traceback)
     is still collected, in passes of a few milliseconds.
     Done once per server process, never in tests (which build many apps in one process).
