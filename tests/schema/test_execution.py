@@ -105,6 +105,9 @@ async def test_a_request_leaves_nothing_for_the_cycle_collector(
     assert not left & {"KeyturnExecutionContext", "Context", "Request", "Response"}, sorted(left)
 
 
+TRACKED: list[int] = []
+
+
 @strawberry.type
 class Numbers:
     @strawberry.field
@@ -115,15 +118,23 @@ class Numbers:
             await asyncio.sleep(0)
             return n
 
-        raw.async_helpers.track([number(3)])
+        async def noted(n: int) -> None:
+            await asyncio.sleep(0)
+            TRACKED.append(n)
+
+        raw.async_helpers.track([noted(3), 4])  # the executor settles what is awaitable
         gathered: list[int] = await raw.async_helpers.gather([number(1), number(2)])
         return gathered
 
 
 async def test_resolvers_still_gather_and_track_async_work() -> None:
     schema = KeyturnSchema(query=Numbers)
+    TRACKED.clear()
 
     result = await schema.execute("{ both }")
+    for _ in range(3):
+        await asyncio.sleep(0)  # work tracked in the background settles
 
     assert result.errors is None
     assert result.data == {"both": [1, 2]}
+    assert TRACKED == [3]

@@ -173,7 +173,8 @@ def test_a_spelled_uuid_is_a_uuid_in_every_way_but_its_cost() -> None:
     text = "B0000000-0000-4000-8000-00000000002A"  # any form UUID accepts, spelled canonically
     plain = uuid.UUID(text)
     spelled = SpelledUUID(text)
-    assert str(spelled) == str(spelled) == str(plain) == text.lower()
+    assert str(spelled) == str(plain) == text.lower()
+    assert str(spelled) is str(spelled)  # spelled once, kept
     assert spelled == plain
     assert hash(spelled) == hash(plain)
     assert {spelled} == {plain}
