@@ -23,7 +23,7 @@ from api.settings import Settings
 from schema.admin import AdminMutation, AdminQuery
 from schema.auth import AuthMutation, AuthQuery
 from schema.documents import CachedDocuments, DocumentCache
-from schema.errors import contract_error
+from schema.errors import contract_error, drop_tracebacks
 from schema.execution import KeyturnExecutionContext
 from schema.limits import DOCUMENT_RULES, MAX_DEPTH
 
@@ -110,10 +110,12 @@ class KeyturnSchema(strawberry.Schema):
             )
         if result.errors:
             request_id = getattr(context_value, "request_id", None)
+            raised = result.errors
             result.errors = [
-                contract_error(error, request_id, suggestions=self.suggestions)
-                for error in result.errors
+                contract_error(error, request_id, suggestions=self.suggestions) for error in raised
             ]
+            for error in raised:  # answered, and logged where unexpected
+                drop_tracebacks(error)
         return result
 
     async def _execute_known(

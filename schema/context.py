@@ -52,7 +52,7 @@ class Context:
     kt: Keyturn
     request_id: str
     _principal: Principal | None = None
-    _checking: asyncio.Future[Principal] | None = None
+    _checking: asyncio.Future[Principal | Exception] | None = None
 
     @cached_property
     def loaders(self) -> Loaders:
@@ -74,13 +74,19 @@ class Context:
             return self._principal
         if self._checking is not None:
             # Shielded: a sibling cancelled while waiting must not cancel the shared check.
-            return await asyncio.shield(self._checking)
+            outcome = await asyncio.shield(self._checking)
+            if isinstance(outcome, Exception):
+                raise outcome
+            return outcome
         checking = self._checking = asyncio.get_running_loop().create_future()
         try:
             principal = await self._authenticate()
         except Exception as exc:
-            checking.set_exception(exc)
-            checking.exception()  # raised below to this caller; siblings get it from the future
+            # A failure is the future's result, not its exception: a future keeps the traceback
+            # it is handed, whose frames hold this context and so the future again, a cycle
+            # left to the collector by every refused request. The exception's own traceback is
+            # dropped once the request is answered (schema/errors.py, drop_tracebacks).
+            checking.set_result(exc)
             raise
         except BaseException:
             checking.cancel()

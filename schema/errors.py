@@ -39,6 +39,29 @@ def without_suggestion(message: str) -> str:
     return message.split(SUGGESTION, 1)[0]
 
 
+def drop_tracebacks(error: BaseException) -> None:
+    """Lets go of the frames an error raised through, and those of every exception chained
+    to it, once it has been answered and logged.
+
+    A raised exception's traceback holds the frames it passed through, and one of them nearly
+    always holds the exception again (a resolver's `info` and context, the executor's error
+    handling, a shared check's future): a reference cycle. A refused request would otherwise
+    leave its context, its Starlette request and response and about a hundred objects to the
+    cycle collector, which under a flood of bad tokens runs every hundred requests or so.
+    """
+    pending = [error]
+    seen: set[int] = set()
+    while pending:
+        exc = pending.pop()
+        if id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        exc.__traceback__ = None
+        for linked in (getattr(exc, "original_error", None), exc.__cause__, exc.__context__):
+            if isinstance(linked, BaseException):
+                pending.append(linked)
+
+
 def contract_error(
     error: GraphQLError, request_id: str | None, *, suggestions: bool = True
 ) -> GraphQLError:

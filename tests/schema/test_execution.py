@@ -1,5 +1,6 @@
 """A request's objects are freed when it is answered, not left to the cycle collector
-(schema/execution.py), and the resolvers' async helpers still work."""
+(schema/execution.py; a refused one's too: schema/errors.py, drop_tracebacks), and the
+resolvers' async helpers still work."""
 
 from __future__ import annotations
 
@@ -103,6 +104,45 @@ async def test_a_request_leaves_nothing_for_the_cycle_collector(
     left = left_for_the_collector()
     # The executor held the context, the request and everything they reach.
     assert not left & {"KeyturnExecutionContext", "Context", "Request", "Response"}, sorted(left)
+
+
+REFUSED = {
+    "no token": ({"query": "{ me { id email } }"}, None, "UNAUTHENTICATED"),
+    "a forged token": ({"query": "{ me { id email } }"}, "e30.e30.forged", "UNAUTHENTICATED"),
+    "a bad refresh token": (
+        {"query": REFRESH, "variables": {"t": "not-a-token"}},
+        None,
+        "INVALID_REFRESH_TOKEN",
+    ),
+    "a user asking for an admin's query": (
+        {"query": "{ users(first: 1) { edges { node { id } } } }"},
+        "user",
+        "FORBIDDEN",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED)
+async def test_a_refused_request_leaves_nothing_for_the_cycle_collector(
+    api: Harness, user: object, collector_off: None, case: str
+) -> None:
+    # A raised error's traceback holds the frames it passed through, which hold the context
+    # (and a failed access check's shared future), which holds the error: a flood of bad
+    # tokens would feed the collector a hundred objects a request.
+    body, token, code = REFUSED[case]
+    if token == "user":
+        token = (await api.login())["accessToken"]
+    for _ in range(2):  # every cache warm: what stays is the requests' own
+        await asgi_post(api.app, body, token)
+    await asyncio.sleep(0.05)
+    gc.collect()
+
+    answer = await asgi_post(api.app, body, token)
+    await asyncio.sleep(0.05)
+
+    assert [e["extensions"]["code"] for e in answer["errors"]] == [code]
+    left = left_for_the_collector()
+    assert not left & {"Context", "Request", "Response", "traceback", "frame"}, sorted(left)
 
 
 TRACKED: list[int] = []
