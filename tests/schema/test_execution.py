@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 import strawberry
-from graphql import GraphQLResolveInfo
+from graphql import GraphQLError, GraphQLResolveInfo
 
 from schema import KeyturnSchema
+from schema.errors import drop_tracebacks
 from tests.conftest import Harness
 
 REFRESH = (
@@ -143,6 +144,26 @@ async def test_a_refused_request_leaves_nothing_for_the_cycle_collector(
     assert [e["extensions"]["code"] for e in answer["errors"]] == [code]
     left = left_for_the_collector()
     assert not left & {"Context", "Request", "Response", "traceback", "frame"}, sorted(left)
+
+
+def raised(exc: BaseException) -> BaseException:
+    try:
+        raise exc
+    except BaseException as caught:
+        return caught
+
+
+def test_drop_tracebacks_follows_every_chained_exception() -> None:
+    cause, context = raised(KeyError("cause")), raised(ValueError("context"))
+    original = raised(RuntimeError("original"))
+    original.__cause__, original.__context__ = cause, context
+    context.__context__ = original  # a loop in the chain ends the walk, not the process
+    error = raised(GraphQLError("answered", original_error=original))
+
+    drop_tracebacks(error)
+
+    chain = (error, original, cause, context)
+    assert all(exc.__traceback__ is None for exc in chain)
 
 
 TRACKED: list[int] = []
