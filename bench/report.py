@@ -33,6 +33,21 @@ def _paired(results: dict[Key, list[WrkResult]], a: Key, b: Key) -> list[float] 
     return [x.rps / y.rps for x, y in zip(runs_a, runs_b, strict=True) if y.rps]
 
 
+def _paired_cpu(results: dict[Key, list[WrkResult]], a: Key, b: Key) -> list[float] | None:
+    """b's server CPU per request over a's in each repeat: how many of `a` the CPU of one `b`
+    would serve, whatever else the machine was doing (what throughput ratios can't show)."""
+    runs_a, runs_b = results.get(a), results.get(b)
+    if not runs_a or not runs_b or len(runs_a) != len(runs_b):
+        return None
+    ratios = []
+    for x, y in zip(runs_a, runs_b, strict=True):
+        cost_a, cost_b = x.cpu_us_per_request, y.cpu_us_per_request
+        if cost_a is None or cost_b is None or not cost_a:
+            return None
+        ratios.append(cost_b / cost_a)
+    return ratios
+
+
 def floor_next_to(db: str, workers: int) -> Key:
     """The key of the floor's `me` run right before Keyturn's `me` on `db`."""
     return ("floor", f"next to {db}", workers, "me")
@@ -160,6 +175,16 @@ def render(
                 continue
             value, spread = paired(("keyturn", db, w, "refresh"), ("keyturn", db, w, "me"))
             row(target, f"{db}, {w} worker(s)", value, 0.4, True, "x", spread)
+            if w == 1:
+                # The server's own CPU per request, paired: the code's cost alone, which a
+                # shared machine's load moves much less than the throughput (informational).
+                cpu = _paired_cpu(results, ("keyturn", db, w, "refresh"), ("keyturn", db, w, "me"))
+                if cpu:
+                    lines.append(
+                        f"| refresh / me by the server's CPU per request (informational) "
+                        f"| {db}, {w} worker(s) | {statistics.median(cpu):.3f} "
+                        f"({min(cpu):.3f} to {max(cpu):.3f}) | — | — |"
+                    )
     if 1 in counts and 2 in counts:
         for db in dbs:
             value, spread = paired(("keyturn", db, 2, "me"), ("keyturn", db, 1, "me"))

@@ -94,7 +94,7 @@ def me_job(plan: Plan, key: tuple[str, str, int], case: str, server: Server, tok
     return (
         (*key, case),
         lambda s: run_wrk(
-            wrk_command("me", server.port, s, CONNECTIONS, plan.workdir, tokens, "1")
+            wrk_command("me", server.port, s, CONNECTIONS, plan.workdir, tokens, "1"), server
         ),
     )
 
@@ -119,7 +119,9 @@ def keyturn_jobs(
         # Fresh sessions for every run: the last tokens of a run die with its wrk process.
         pool = [refresh_token(plan.tokens, next(live)) for _ in range(REFRESH_POOL)]
         path = lines_file(workdir, f"refresh-{uuid.uuid4().hex}.txt", pool)
-        return run_wrk(wrk_command("refresh", port, seconds, CONNECTIONS, workdir, path, "1"))
+        return run_wrk(
+            wrk_command("refresh", port, seconds, CONNECTIONS, workdir, path, "1"), server
+        )
 
     def login(seconds: float) -> WrkResult:
         command = wrk_command(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import socket
@@ -114,6 +116,9 @@ class Server:
             except httpx.TransportError:
                 time.sleep(0.1)
 
+    def cpu_seconds(self) -> float | None:
+        return process_cpu_seconds(self.process.pid) if self.process is not None else None
+
     def log(self) -> str:
         return (self.workdir / f"server-{self.port}.log").read_text(errors="replace")
 
@@ -134,10 +139,18 @@ class WrkResult:
     errors: int
     p50_ms: float
     p99_ms: float
+    # CPU seconds the server's processes spent during the run, when it was read (Linux).
+    server_cpu_s: float | None = None
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds
+
+    @property
+    def cpu_us_per_request(self) -> float | None:
+        if self.server_cpu_s is None or not self.requests:
+            return None
+        return self.server_cpu_s / self.requests * 1e6
 
 
 def wrk_command(
@@ -175,9 +188,36 @@ def parse_wrk(output: str) -> WrkResult:
     raise RuntimeError(f"wrk printed no result:\n{output}")
 
 
-def run_wrk(command: list[str]) -> WrkResult:
+def run_wrk(command: list[str], server: Server | None = None) -> WrkResult:
+    """One wrk run; with `server`, the CPU its processes spent meanwhile too."""
+    before = server.cpu_seconds() if server is not None else None
     done = subprocess.run(command, capture_output=True, text=True, check=True)
-    return parse_wrk(done.stdout)
+    result = parse_wrk(done.stdout)
+    after = server.cpu_seconds() if server is not None else None
+    if before is None or after is None:
+        return result
+    return dataclasses.replace(result, server_cpu_s=after - before)
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User and system CPU seconds of process `pid` and of its children (uvicorn's workers),
+    from /proc; None where there is no /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    try:
+        stats = [Path(f"/proc/{pid}/stat").read_text()]
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return None
+    for child in children:
+        with contextlib.suppress(OSError):  # a worker that has just ended
+            stats.append(Path(f"/proc/{child}/stat").read_text())
+    for stat in stats:
+        # After the command's name in brackets, which may itself hold spaces: utime is the
+        # 14th field and stime the 15th, counted from 1.
+        fields = stat.rpartition(")")[2].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 @dataclass(frozen=True)
