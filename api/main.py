@@ -33,13 +33,14 @@ def settle_heap() -> None:
     all of them: about 70 ms with the event loop stopped, a pause that every request in flight
     then waited out. Frozen, they are never scanned again.
 
-    A request leaves no garbage for the collector (schema/execution.py), but the requests in
+    A request, served or refused, leaves no garbage for the collector (schema/execution.py,
+    schema/errors.py drop_tracebacks), but the requests in
     flight hold a few thousand young objects between them, more than Python's threshold of 700:
     every collection found them alive, promoted them, and lost the count of their frees, so the
     next one came a few requests later. Under a refresh load that was about 140 collections a
     second, 6 to 7% of the loop's time; at 10,000 young objects none ran at all (docs/
-    performance.md, eleventh round). Garbage that does form (a cycle in an error's traceback)
-    is still collected, in passes of a few milliseconds.
+    performance.md, eleventh round). Garbage that does form (the tokens of a document that does
+    not parse, say) is still collected, in passes of a few milliseconds.
     Done once per server process, never in tests (which build many apps in one process).
     """
     gc.collect()

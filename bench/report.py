@@ -7,6 +7,7 @@ import os
 import platform
 import statistics
 import subprocess
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,27 +25,25 @@ def _median_rps(results: dict[Key, list[WrkResult]], key: Key) -> float | None:
     return statistics.median(r.rps for r in runs) if runs else None
 
 
-def _paired(results: dict[Key, list[WrkResult]], a: Key, b: Key) -> list[float] | None:
-    """a / b in each repeat: the two ran minutes apart at most within a repeat, so a change in
-    the machine's load between repeats cancels out of each ratio."""
-    runs_a, runs_b = results.get(a), results.get(b)
-    if not runs_a or not runs_b or len(runs_a) != len(runs_b):
-        return None
-    return [x.rps / y.rps for x, y in zip(runs_a, runs_b, strict=True) if y.rps]
-
-
-def _paired_cpu(results: dict[Key, list[WrkResult]], a: Key, b: Key) -> list[float] | None:
-    """b's server CPU per request over a's in each repeat: how many of `a` the CPU of one `b`
-    would serve, whatever else the machine was doing (what throughput ratios can't show)."""
+def _paired(
+    results: dict[Key, list[WrkResult]],
+    a: Key,
+    b: Key,
+    rate: Callable[[WrkResult], float | None] = lambda r: r.rps,
+) -> list[float] | None:
+    """a's rate over b's in each repeat (requests a second, or `rate`): the two ran minutes apart
+    at most within a repeat, so a change in the machine's load between repeats cancels out of
+    each ratio. None where a repeat has no rate for either."""
     runs_a, runs_b = results.get(a), results.get(b)
     if not runs_a or not runs_b or len(runs_a) != len(runs_b):
         return None
     ratios = []
     for x, y in zip(runs_a, runs_b, strict=True):
-        cost_a, cost_b = x.cpu_us_per_request, y.cpu_us_per_request
-        if cost_a is None or cost_b is None or not cost_a:
+        rate_x, rate_y = rate(x), rate(y)
+        if rate_x is None or rate_y is None:
             return None
-        ratios.append(cost_b / cost_a)
+        if rate_y:
+            ratios.append(rate_x / rate_y)
     return ratios
 
 
@@ -117,8 +116,10 @@ def render(
     def ratio(a: float | None, b: float | None) -> float | None:
         return a / b if a is not None and b else None
 
-    def paired(a: Key, b: Key) -> tuple[float | None, str]:
-        ratios = _paired(results, a, b)
+    def paired(
+        a: Key, b: Key, rate: Callable[[WrkResult], float | None] = lambda r: r.rps
+    ) -> tuple[float | None, str]:
+        ratios = _paired(results, a, b, rate)
         if not ratios:
             return None, ""
         return statistics.median(ratios), f" ({min(ratios):.3f} to {max(ratios):.3f})"
@@ -175,16 +176,18 @@ def render(
                 continue
             value, spread = paired(("keyturn", db, w, "refresh"), ("keyturn", db, w, "me"))
             row(target, f"{db}, {w} worker(s)", value, 0.4, True, "x", spread)
-            if w == 1:
-                # The server's own CPU per request, paired: the code's cost alone, which a
-                # shared machine's load moves much less than the throughput (informational).
-                cpu = _paired_cpu(results, ("keyturn", db, w, "refresh"), ("keyturn", db, w, "me"))
-                if cpu:
-                    lines.append(
-                        f"| refresh / me by the server's CPU per request (informational) "
-                        f"| {db}, {w} worker(s) | {statistics.median(cpu):.3f} "
-                        f"({min(cpu):.3f} to {max(cpu):.3f}) | — | — |"
-                    )
+            # The same by the server's own CPU, paired: the code's cost alone, which a shared
+            # machine's load moves much less than the throughput (informational).
+            cpu, cpu_spread = paired(
+                ("keyturn", db, w, "refresh"),
+                ("keyturn", db, w, "me"),
+                lambda r: r.requests_per_cpu_s,
+            )
+            if cpu is not None:
+                lines.append(
+                    "| refresh / me by the server's CPU per request (informational) "
+                    f"| {db}, {w} worker(s) | {cpu:.3f}{cpu_spread} | — | — |"
+                )
     if 1 in counts and 2 in counts:
         for db in dbs:
             value, spread = paired(("keyturn", db, 2, "me"), ("keyturn", db, 1, "me"))

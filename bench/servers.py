@@ -147,10 +147,12 @@ class WrkResult:
         return self.requests / self.seconds
 
     @property
-    def cpu_us_per_request(self) -> float | None:
-        if self.server_cpu_s is None or not self.requests:
+    def requests_per_cpu_s(self) -> float | None:
+        """Requests served per second of the server's CPU: throughput with the machine's other
+        load taken out."""
+        if not self.server_cpu_s:
             return None
-        return self.server_cpu_s / self.requests * 1e6
+        return self.requests / self.server_cpu_s
 
 
 def wrk_command(
