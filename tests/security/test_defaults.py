@@ -111,6 +111,8 @@ async def test_unexpected_errors_are_masked_with_the_request_id(
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert f"unexpected error (request {request_id})" in logged
     assert "RuntimeError" in logged
+    # Its frames too: logged before the answered errors' tracebacks are dropped.
+    assert ", in broken" in logged
     assert token not in logged
 
 
