@@ -202,8 +202,9 @@ def run_wrk(command: list[str], server: Server | None = None) -> WrkResult:
 
 
 def process_cpu_seconds(pid: int) -> float | None:
-    """User and system CPU seconds of process `pid` and of its children (uvicorn's workers),
-    from /proc; None where there is no /proc."""
+    """User and system CPU seconds of process `pid` and of its children (uvicorn's workers, and
+    with them multiprocessing's idle resource tracker), from /proc; None where there is no
+    /proc."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
     try:
