@@ -4,9 +4,7 @@ behaves while PostgreSQL is unreachable and once it is back."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +31,7 @@ from tests.conftest import (
     pg_url,
     require_service,
 )
+from tests.tcpproxy import TcpProxy
 
 # Long enough for the app's own timeouts (connect, readiness) to answer first.
 OUTAGE_ANSWER_WITHIN = 15
@@ -86,81 +85,8 @@ async def test_graphiql_is_off_in_production(app_factory: AppFactory) -> None:
     assert response.status_code != 200
 
 
-# An outage of PostgreSQL, made by cutting a TCP proxy between the app and the server.
-
-
-class TcpProxy:
-    """Forwards 127.0.0.1:<port> to PostgreSQL.
-
-    `stop` refuses and cuts every connection, as a database that went down does; `freeze` keeps
-    them open but carries nothing, as a network that swallows packets does.
-    """
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port: int = sock.getsockname()[1]
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._pipes: set[asyncio.Task[None]] = set()
-        self.frozen = False
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-        for writer in self._writers:
-            writer.transport.abort()
-        for pipe in self._pipes:
-            pipe.cancel()
-        await asyncio.gather(*self._pipes, return_exceptions=True)
-        self._writers.clear()
-        self._pipes.clear()
-
-    async def freeze(self) -> None:
-        self.frozen = True
-        for pipe in self._pipes:
-            pipe.cancel()
-        await asyncio.gather(*self._pipes, return_exceptions=True)
-
-    async def thaw(self) -> None:
-        """The network is back; what it held for too long is gone (reset)."""
-        self.frozen = False
-        for writer in self._writers:
-            writer.transport.abort()
-        self._writers.clear()
-
-    async def _serve(
-        self, client_reader: asyncio.StreamReader, client: asyncio.StreamWriter
-    ) -> None:
-        if self.frozen:
-            self._writers.add(client)
-            return
-        try:
-            server_reader, server = await asyncio.open_connection(*self.target)
-        except OSError:
-            client.transport.abort()
-            return
-        self._writers |= {client, server}
-        for reader, writer in ((client_reader, server), (server_reader, client)):
-            pipe = asyncio.create_task(self._pipe(reader, writer))
-            self._pipes.add(pipe)
-            pipe.add_done_callback(self._pipes.discard)
-
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        writer.transport.abort()
-
-
+# An outage of PostgreSQL, made by cutting a TCP proxy between the app and the server
+# (tests/tcpproxy.py).
 @pytest.fixture
 async def proxy() -> AsyncIterator[TcpProxy]:
     proxy = TcpProxy(PG_HOST, PG_PORT)
