@@ -25,11 +25,15 @@ def _median_rps(results: dict[Key, list[WrkResult]], key: Key) -> float | None:
     return statistics.median(r.rps for r in runs) if runs else None
 
 
+def _throughput(result: WrkResult) -> float | None:
+    return result.rps
+
+
 def _paired(
     results: dict[Key, list[WrkResult]],
     a: Key,
     b: Key,
-    rate: Callable[[WrkResult], float | None] = lambda r: r.rps,
+    rate: Callable[[WrkResult], float | None] = _throughput,
 ) -> list[float] | None:
     """a's rate over b's in each repeat (requests a second, or `rate`): the two ran minutes apart
     at most within a repeat, so a change in the machine's load between repeats cancels out of
@@ -117,7 +121,7 @@ def render(
         return a / b if a is not None and b else None
 
     def paired(
-        a: Key, b: Key, rate: Callable[[WrkResult], float | None] = lambda r: r.rps
+        a: Key, b: Key, rate: Callable[[WrkResult], float | None] = _throughput
     ) -> tuple[float | None, str]:
         ratios = _paired(results, a, b, rate)
         if not ratios:

@@ -25,9 +25,11 @@ class TcpProxy:
         self.frozen = False
 
     async def start(self) -> None:
+        """Listen, again on the same port after a `stop`."""
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
 
     async def stop(self) -> None:
+        """Refuse new connections and cut the open ones, as a dead network would."""
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
