@@ -12,6 +12,7 @@ import tempfile
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -41,6 +42,42 @@ SAMPLE_SECRETS = frozenset(
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
+
+
+def browser_origin(entry: str) -> str:
+    """An allowed origin as browsers send it in `Origin` (RFC 6454): `scheme://host[:port]`,
+    lower-cased, without a default port or a trailing slash. Anything else would either never
+    match (a path, a capital letter: a cross-site app that silently cannot sign in) or match
+    too much: `null` is the origin of every sandboxed frame and `data:` page on the web."""
+    text = entry.rstrip("/")
+    refusal = (
+        f"KEYTURN_CORS_ORIGINS: {entry!r} is not an origin; write scheme://host[:port], "
+        "such as https://app.example"
+    )
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise ValueError(refusal) from None
+    if (
+        parts.scheme.lower() not in ("http", "https")
+        or not parts.hostname
+        or parts.username is not None
+        or parts.password is not None
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or "?" in text
+        or "#" in text
+    ):
+        raise ValueError(refusal)
+    scheme = parts.scheme.lower()
+    host = parts.hostname.lower()
+    if ":" in host:  # an IPv6 address, bracketed in an origin
+        host = f"[{host}]"
+    if port is None or (scheme, port) in (("http", 80), ("https", 443)):
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
 
 
 class SettingsError(ValueError):
@@ -98,10 +135,10 @@ class Settings(BaseSettings):
 
     @field_validator("cors_origins")
     @classmethod
-    def _no_wildcard_origin(cls, origins: list[str]) -> list[str]:
+    def _browser_origins(cls, origins: list[str]) -> list[str]:
         if "*" in origins:
             raise ValueError("KEYTURN_CORS_ORIGINS cannot be '*': list the allowed origins")
-        return [origin.rstrip("/") for origin in origins]
+        return [browser_origin(origin) for origin in origins]
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -175,6 +175,42 @@ def test_a_wildcard_cors_origin_is_refused(monkeypatch: pytest.MonkeyPatch) -> N
     assert "KEYTURN_CORS_ORIGINS" in refusal(exc)
 
 
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "null",  # every sandboxed frame's and data: page's origin
+        "app.example",
+        "https://app.example/signin",
+        "https://app.example?x=1",
+        "https://user@app.example",
+        "ftp://app.example",
+        "https://app.example:99999",
+        "https://",
+    ],
+)
+def test_a_cors_entry_that_is_no_origin_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, entry: str
+) -> None:
+    monkeypatch.setenv("KEYTURN_CORS_ORIGINS", f"https://app.example,{entry}")
+    with pytest.raises(SettingsErrors) as exc:
+        Settings()
+    assert "KEYTURN_CORS_ORIGINS" in refusal(exc)
+    assert repr(entry) in refusal(exc)
+
+
+def test_cors_origins_are_kept_as_browsers_spell_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "KEYTURN_CORS_ORIGINS",
+        "HTTPS://App.Example:443,http://localhost:80/,https://app.example:8443,http://[::1]:3000",
+    )
+    assert Settings().cors_origins == [
+        "https://app.example",
+        "http://localhost",
+        "https://app.example:8443",
+        "http://[::1]:3000",
+    ]
+
+
 def test_trusted_proxies_parse_from_a_comma_separated_list(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
