@@ -90,7 +90,12 @@ def _describe(exc: BaseException) -> str:
 
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
+        # Read as bytes: the text layer would turn bytes that are not UTF-8 into surrogates
+        # (or fail with a traceback, depending on the locale).
+        try:
+            password = sys.stdin.buffer.readline().decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise CommandError("the password on standard input is not UTF-8 text") from None
         if not password:
             raise CommandError("no password on standard input")
         return password

@@ -102,11 +102,14 @@ class GraphQLView(GraphQL[Context, None]):
 
     def decode_json(self, data: str | bytes) -> object:
         try:
-            return json.loads(data)
+            value = json.loads(data)
         except (ValueError, RecursionError) as exc:
             # Beyond strawberry's JSONDecodeError: bytes that are not UTF-8, integers of more
             # than 4300 digits, arrays nested past the recursion limit. All the client's fault.
             raise HTTPException(400, "Unable to parse request body as JSON") from exc
+        if may_hold_surrogates(data) and holds_unpaired_surrogate(value):
+            raise HTTPException(400, NOT_UNICODE)
+        return value
 
     async def process_result(
         self, request: Request, result: ExecutionResult
@@ -123,6 +126,44 @@ class GraphQLView(GraphQL[Context, None]):
     async def render_graphql_ide(self, request: Request) -> Response:
         # Strawberry's own page loads GraphiQL from a CDN; Keyturn serves it itself, offline.
         return graphiql_page()
+
+
+NOT_UNICODE = "The request holds a string that is not Unicode text (an unpaired surrogate)."
+
+
+def may_hold_surrogates(data: str | bytes) -> bool:
+    """Whether JSON text could decode to a string with a surrogate code point: only through a
+    `\\u` escape, or (as `json.loads` decodes bytes with `surrogatepass`) through the three bytes
+    that would spell one in UTF-8, which begin with 0xED. A cheap scan, so that nearly every
+    request skips the walk."""
+    if isinstance(data, bytes):
+        return b"\\u" in data or b"\xed" in data
+    return "\\u" in data or not data.isascii()
+
+
+def holds_unpaired_surrogate(value: object) -> bool:
+    """Whether a decoded JSON value holds a string, key or value, that is not Unicode text.
+
+    JSON's `\\ud800` escape decodes to a lone surrogate, which no UTF-8 encoder takes (I-JSON,
+    RFC 7493 §2.1, forbids it): the database, argon2 and the rate limiter's keys would each
+    fail on it deep inside a resolver, after a login had counted its attempt. So such a request
+    is refused whole, before anything runs.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 def plain_json_post(request: Request) -> bool:

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,7 @@ class Keyturn:
     database_url: str
 
     async def __call__(
-        self, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+        self, *args: str, stdin: str | bytes | None = None, env: dict[str, str] | None = None
     ) -> Run:
         environment = {k: v for k, v in os.environ.items() if not k.startswith("KEYTURN_")}
         environment |= {
@@ -87,7 +88,7 @@ class Keyturn:
         )
         try:
             out, err = await asyncio.wait_for(
-                process.communicate(stdin.encode() if stdin is not None else None), TIMEOUT
+                process.communicate(stdin.encode() if isinstance(stdin, str) else stdin), TIMEOUT
             )
         except TimeoutError:
             process.kill()
@@ -329,6 +330,19 @@ async def test_a_too_short_password_is_refused(migrated: Keyturn) -> None:
     assert "8" in line
     listed = await migrated("users", "list")
     assert "a@example.com" not in listed.stdout
+
+
+async def test_input_that_is_not_utf8_is_refused(migrated: Keyturn) -> None:
+    # Python makes surrogates of such bytes (in arguments; on stdin under a C locale), which
+    # argon2 and the database cannot encode: before, a traceback.
+    run = partial(migrated, "users", "create", "a@example.com", "--password-stdin")
+    for env in ({"LC_ALL": "C.UTF-8"}, {"LC_ALL": "C", "PYTHONUTF8": "0"}):
+        line = (await run(stdin=b"a long \xff password\n", env=env)).error_line
+        assert "password" in line
+        assert "UTF-8" in line
+    email = os.fsdecode(b"\xff@example.com")
+    assert "email" in (await migrated.create_user(email)).error_line
+    assert "a@example.com" not in (await migrated("users", "list")).stdout
 
 
 async def test_a_password_must_come_from_stdin_or_a_terminal(migrated: Keyturn) -> None:

@@ -202,9 +202,15 @@ def test_a_phrase_of_128_characters_is_accepted() -> None:
 
 
 @pytest.mark.parametrize(
-    "password", ["Kx9!vQ2", PHRASE_128 + "s", "quartz kestrel\x00lantern orbit velvet"]
+    "password",
+    [
+        "Kx9!vQ2",
+        PHRASE_128 + "s",
+        "quartz kestrel\x00lantern orbit velvet",
+        "quartz kestrel\udcfflantern orbit velvet",  # a byte that was not UTF-8, on a command line
+    ],
 )
-def test_a_password_too_short_too_long_or_with_nul_is_refused(password: str) -> None:
+def test_a_password_too_short_too_long_with_nul_or_not_text_is_refused(password: str) -> None:
     with pytest.raises(AuthError) as exc:
         validate_password(password, field="newPassword")
     assert exc.value.code is ErrorCode.BAD_USER_INPUT

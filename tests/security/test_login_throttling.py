@@ -7,6 +7,7 @@ window to pass shorten it to one second with KEYTURN_LOGIN_FAILURE_WINDOW.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -18,6 +19,7 @@ from models import User as UserRow
 from schema.limits import QueryDepthLimit
 from tests.conftest import PASSWORD, AppFactory, Harness
 from tests.security.conftest import (
+    LOGIN,
     REFRESH,
     REGISTER,
     VerifyCounter,
@@ -179,6 +181,47 @@ async def test_an_account_locks_after_its_failures_even_for_the_right_password(
     # Another account from the same address is not affected.
     await api.create_user("other@example.com")
     assert not (await attempt(api, "other@example.com", PASSWORD)).errors
+
+
+async def test_text_that_is_not_unicode_is_refused_before_a_login_counts(
+    app_factory: AppFactory,
+) -> None:
+    # JSON's escape for a lone surrogate (and the bytes that would spell one in UTF-8) decodes
+    # to a string no encoder takes: before, argon2 failed on it inside the resolver, after the
+    # attempt had been counted, so each such login was INTERNAL_SERVER_ERROR, wrote no
+    # login_failed, and two of them locked the account out for its owner.
+    api = await app_factory(login_max_failures_per_account=2)
+    await api.create_user()
+    query = json.dumps(LOGIN)
+    bodies = [
+        b'{"query": %s, "variables": {"e": "user@example.com", "p": "long enough \\ud800"}}',
+        b'{"query": %s, "variables": {"e": "user@example.com", "p": "long enough \\uDFFF!"}}',
+        b'{"query": %s, "variables": {"e": "user\\udc00@example.com", "p": "long enough"}}',
+        b'{"query": %s, "variables": {"e": "user@example.com", "p": "long \xed\xa0\x80 x"}}',
+        b'{"query": %s, "variables": {"e": "user@example.com", "p": "x", "\\ud800": 1}}',
+    ]
+    for body in bodies:
+        response = await api.client.post(
+            "/graphql",
+            content=body % query.encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        assert response.status_code == 400, (body, response.text)
+        assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", body
+        assert "not Unicode text" in response.json()["errors"][0]["message"]
+
+    # Nothing ran: no attempt counted against the account, nothing in the log.
+    assert not await AuditEvent.filter(kind__in=["login_failed", "rate_limited"]).exists()
+    assert not (await attempt(api, "user@example.com", PASSWORD)).errors
+    # A pair of surrogates is one character, and welcome.
+    paired = await api.client.post(
+        "/graphql",
+        content=b'{"query": %s, "variables": {"e": "user@example.com", "p": "pw \\ud83d\\ude00"}}'
+        % query.encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert paired.status_code == 200
+    assert [e["extensions"]["code"] for e in paired.json()["errors"]] == ["INVALID_CREDENTIALS"]
 
 
 async def test_the_lockout_ends_when_its_window_passes(app_factory: AppFactory) -> None:

@@ -188,6 +188,9 @@ async def test_malformed_bodies_get_clear_400s(api: Harness) -> None:
         "variables that are no object": b'{"query": "{ __typename }", "variables": [1]}',
         "extensions that are no object": b'{"query": "{ __typename }", "extensions": "x"}',
         "no query": b'{"variables": {}}',
+        "an unpaired surrogate": b'{"query": "query ($s: String) { __typename }", '
+        b'"variables": {"s": "\\ud800"}}',
+        "an unpaired surrogate in the query": b'{"query": "{ __typename } # \\udfff"}',
     }
     for headers in paths:
         for name, body in bodies.items():
@@ -200,6 +203,15 @@ async def test_malformed_bodies_get_clear_400s(api: Harness) -> None:
         )
         assert fine.status_code == 200, (headers, fine.text)
         assert fine.json() == {"data": {"__typename": "Query"}}
+
+
+async def test_variables_over_get_that_are_not_unicode_are_refused(api: Harness) -> None:
+    response = await api.client.get(
+        "/graphql",
+        params={"query": "query ($s: String) { __typename }", "variables": '{"s": "\\ud800"}'},
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
 
 async def test_oversized_integers_are_bad_input(api: Harness, admin: object) -> None:
