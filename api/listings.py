@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Generic, TypeVar
 
@@ -14,7 +14,7 @@ from api.accounts import require_admin
 from api.errors import AuthError, ErrorCode, bad_input
 from api.pagination import check_first, decode_cursor, encode_cursor
 from api.runtime import Keyturn
-from api.users import parse_id
+from api.users import MAX_EMAIL_LENGTH, parse_id
 from models import AuditEvent, SessionStatus
 from models import Session as SessionRow
 from models import User as UserRow
@@ -51,8 +51,12 @@ def _time_key(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
     if key is None:
         return None
     try:
-        return datetime.fromisoformat(key[0]), uuid.UUID(key[1])
-    except ValueError:
+        moment = datetime.fromisoformat(key[0])
+        # Ours are UTC. Another offset at either end of the calendar (0001-01-01T00:00+05:00)
+        # has no UTC time, which PostgreSQL's driver would find out only when sending it.
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return moment, uuid.UUID(key[1])
+    except (ValueError, OverflowError):
         raise bad_input("after", "after is not a valid cursor.") from None
 
 
@@ -69,6 +73,8 @@ async def list_users(
     check_first(first)
     search = _text(search, "search", MAX_SEARCH_LENGTH)
     key = decode_cursor(after, 1)
+    if key is not None and len(key[0]) > MAX_EMAIL_LENGTH:  # an email: ours are no longer
+        raise bad_input("after", "after is not a valid cursor.")
     rows = await users_page(search, first, key[0] if key else None)
     page = rows[:first]
     cursors = [encode_cursor(u.email) for u in page]

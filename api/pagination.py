@@ -33,7 +33,16 @@ def decode_cursor(cursor: str | None, parts: int) -> list[str] | None:
         raise bad_input("after", "after is not a valid cursor.") from None
     if not isinstance(key, list) or len(key) != parts or not all(isinstance(k, str) for k in key):
         raise bad_input("after", "after is not a valid cursor.")
-    if any("\x00" in part for part in key):
-        # PostgreSQL refuses NUL in text; no cursor of ours ever holds one.
+    if any("\x00" in part or not _unicode_text(part) for part in key):
+        # PostgreSQL refuses NUL in text, and no database takes a lone surrogate (which
+        # json.loads makes of `\\ud800`); no cursor of ours ever holds either.
         raise bad_input("after", "after is not a valid cursor.")
     return key
+
+
+def _unicode_text(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

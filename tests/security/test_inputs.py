@@ -160,6 +160,47 @@ async def test_a_cursor_hiding_a_nul_byte_is_bad_input(api: Harness, signed_in: 
     assert result.codes == ["BAD_USER_INPUT"], result
 
 
+def raw_cursor(text: bytes) -> str:
+    """A cursor of our encoding around JSON text as given (escapes and all)."""
+    return base64.urlsafe_b64encode(text).decode().rstrip("=")
+
+
+SESSIONS_AFTER = (
+    "query ($u: ID!, $a: String) { userSessions(userId: $u, after: $a) { totalCount } }"
+)
+EVENTS_AFTER = "query ($a: String) { auditEvents(after: $a) { edges { cursor } } }"
+
+
+@pytest.mark.parametrize(
+    ("query", "after"),
+    [
+        # A lone surrogate, which json.loads makes of the escape and no database takes.
+        ("users", raw_cursor(b'["a\\ud800b"]')),
+        ("events", raw_cursor(b'["2026-01-01T00:00:00+00:00","\\udfff"]')),
+        # Longer than any email.
+        ("users", cursor("x" * 5000 + "@example.com")),
+        # Times with no UTC equivalent within the calendar.
+        ("sessions", cursor("0001-01-01T00:00:00+05:00", "00000000-0000-4000-8000-000000000000")),
+        ("events", cursor("9999-12-31T23:59:59-05:00", "00000000-0000-4000-8000-000000000000")),
+    ],
+)
+async def test_cursors_no_page_of_ours_could_give_are_bad_input(
+    api: Harness, signed_in: str, query: str, after: str
+) -> None:
+    # Each was INTERNAL_SERVER_ERROR, found by the database or its driver.
+    user = await api.create_user("someone@example.com")
+    if query == "users":
+        result = await api.gql(
+            "query ($a: String) { users(after: $a) { totalCount } }", {"a": after}, token=signed_in
+        )
+    elif query == "sessions":
+        result = await api.gql(SESSIONS_AFTER, {"u": str(user.id), "a": after}, token=signed_in)
+    else:
+        result = await api.gql(EVENTS_AFTER, {"a": after}, token=signed_in)
+    assert result.codes == ["BAD_USER_INPUT"], result
+    assert result.errors[0]["extensions"]["field"] == "after"
+
+
 async def test_control_characters_in_headers_are_stored_cleanly(api: Harness) -> None:
     await api.create_user()
     payload = await api.login(headers={"User-Agent": "evil\x00agent\r\n" + "x" * 2000})
