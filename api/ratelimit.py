@@ -21,6 +21,8 @@ tells nothing about which accounts exist.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import hashlib
 import ipaddress
@@ -70,6 +72,9 @@ IPV6_CLIENT_PREFIX = 64
 # (ACCOUNT_DISABLED after login's check; BAD_USER_INPUT for a refused new password, which
 # changePassword validates only after the current one matched).
 PASSWORD_PROVEN = frozenset({ErrorCode.ACCOUNT_DISABLED, ErrorCode.BAD_USER_INPUT})
+# The verdict of a wrong password: the attempt's failure stands. Any other end leaves the
+# password unjudged, and the failure is taken back.
+PASSWORD_REFUSED = frozenset({ErrorCode.INVALID_CREDENTIALS})
 
 
 def _per(amount: int, seconds: int, namespace: str) -> RateLimitItem:
@@ -199,19 +204,27 @@ class Throttle:
         user: uuid.UUID | None = None,
     ) -> AsyncIterator[None]:
         async with self._store():
-            refusal = await self._reserve_failure(account)
-        if refusal is not None:
-            await self._refuse(refusal, account, client, email=email, user=user)
+            reserved = await self._reserve_failure(account)
+        if isinstance(reserved, Refusal):
+            await self._refuse(reserved, account, client, email=email, user=user)
         try:
             async with self._hashing(client):
                 yield
         except AuthError as exc:
             if exc.code in PASSWORD_PROVEN:
                 await self._forgive(account)
+            elif exc.code not in PASSWORD_REFUSED:
+                await self._release(account, reserved)
+            raise
+        except (Exception, asyncio.CancelledError):
+            await self._release(account, reserved)
             raise
         await self._forgive(account)
 
-    async def _reserve_failure(self, account: str) -> Refusal | None:
+    async def _reserve_failure(self, account: str) -> Refusal | int:
+        """Counts the attempt as a failure before its password is checked, so that concurrent
+        attempts cannot all pass a count that each would read before the others' failures;
+        the lockout level this attempt raised by filling the window, or 0."""
         refusal = await self._lock(account)
         if refusal is not None:
             return refusal
@@ -226,7 +239,27 @@ class Throttle:
             level = self._lockouts.amount - stats.remaining
             if level >= 2:
                 await self._limiter.hit(self._lock_item(level), account)
-        return None
+            return level
+        return 0
+
+    async def _release(self, account: str, raised_level: int) -> None:
+        """Takes back the failure an attempt reserved when it ended with no verdict on its
+        password: the database down, the hashing queue full, the request cancelled, a bug.
+        Such an attempt must not count, or an outage would lock out every owner who kept
+        trying; it told the caller nothing about the password either way. When the store
+        itself cannot be reached, the failure stays counted."""
+        with contextlib.suppress(AuthError):
+            async with self._store():
+                await self._take_back(self._failures, account)
+                if raised_level:
+                    await self._take_back(self._lockouts, account)
+                if raised_level >= 2:
+                    await self._limiter.clear(self._lock_item(raised_level), account)
+
+    async def _take_back(self, item: RateLimitItem, key: str) -> None:
+        # Only within the window the hit went to: a new window starts at zero.
+        if (await self._limiter.get_window_stats(item, key)).remaining < item.amount:
+            await self._limiter.hit(item, key, cost=-1)
 
     async def _lock(self, account: str) -> Refusal | None:
         failures = await self._limiter.get_window_stats(self._failures, account)

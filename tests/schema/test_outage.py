@@ -29,6 +29,9 @@ ME = "{ me { id } }"
 REFRESH = "mutation ($t: String) { refresh(refreshToken: $t) { refreshToken } }"
 
 
+MAX_FAILURES = 3
+
+
 @dataclass
 class Outage:
     api: Harness
@@ -42,7 +45,11 @@ async def outage(pg_database: str | None, clock: FakeClock) -> AsyncIterator[Out
     await empty_pg(pg_database)
     proxy = TcpProxy(PG_HOST, PG_PORT)
     await proxy.start()
-    settings = make_settings(pg_url(pg_database, port=proxy.port), revocation_cache_ttl=0)
+    settings = make_settings(
+        pg_url(pg_database, port=proxy.port),
+        revocation_cache_ttl=0,
+        login_max_failures_per_account=MAX_FAILURES,
+    )
     app = create_app(settings, clock)
     try:
         async with (
@@ -94,3 +101,28 @@ async def test_every_operation_answers_service_unavailable(outage: Outage) -> No
     row = await SessionRow.get(id=login["session"]["id"])
     assert row.revoked_at is None
     assert (await api.client.get("/readyz")).status_code == 200
+
+
+async def test_logins_the_outage_left_unjudged_do_not_lock_the_account(outage: Outage) -> None:
+    # Each login reserves a failure before its password is checked; one that ends without a
+    # verdict gives it back. Before, an owner who kept trying through an outage was locked
+    # out once the database came back, and at a higher lockout level.
+    api = outage.api
+    await api.create_user()
+    right = {"email": "user@example.com", "password": PASSWORD, "d": "BODY"}
+    wrong = {**right, "password": "not the password at all"}
+    for _ in range(MAX_FAILURES - 1):
+        assert (await api.gql(LOGIN, wrong)).codes == ["INVALID_CREDENTIALS"]
+
+    await outage.proxy.stop()
+    # Each of these would have been the failure that fills the window.
+    for _ in range(MAX_FAILURES * 2):
+        assert (await api.gql(LOGIN, right)).codes == ["SERVICE_UNAVAILABLE"]
+    await outage.proxy.start()
+
+    # Wrong passwords still count, from where they were: the window fills at its number, and
+    # the lockout is the first of the day (one window long), not a longer one.
+    assert (await api.gql(LOGIN, wrong)).codes == ["INVALID_CREDENTIALS"]
+    locked = await api.gql(LOGIN, right)
+    assert locked.codes == ["RATE_LIMITED"]
+    assert 0 < locked.errors[0]["extensions"]["retryAfter"] <= api.settings.login_failure_window
