@@ -27,6 +27,8 @@ from api.settings import Settings, SettingsError, load_settings
 from models import Role
 from models import User as UserRow
 
+logger = logging.getLogger("keyturn")
+
 EXIT_USAGE = 2
 
 
@@ -101,8 +103,13 @@ def _read_password(from_stdin: bool) -> str:
         return password
     if not sys.stdin.isatty():
         raise CommandError("no terminal to ask for a password: use --password-stdin")
-    first = getpass.getpass("Password: ")
-    if getpass.getpass("Password (again): ") != first:
+    try:
+        first = getpass.getpass("Password: ")
+        again = getpass.getpass("Password (again): ")
+    except EOFError:
+        print(file=sys.stderr)  # the prompt's line
+        raise CommandError("no password given") from None
+    if again != first:
         raise CommandError("the passwords do not match")
     return first
 
@@ -122,7 +129,7 @@ async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def cmd_users_create(settings: Settings, args: argparse.Namespace) -> None:
-    password = _read_password(args.password_stdin)
+    password: str = args.password
     passwords = Passwords(concurrency=1)
     role = Role.ADMIN if args.admin else Role.USER
     try:
@@ -180,6 +187,14 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
     asyncio.run(_run(cmd_admin_hint, settings))
+    if args.workers > 1 and not settings.redis_url:
+        logger.warning(
+            "%d workers without KEYTURN_REDIS_URL: each counts the rate limits and the login "
+            "lockout on its own, so a client gets up to %d times the attempts; set "
+            "KEYTURN_REDIS_URL to share them (docs/deployment.md)",
+            args.workers,
+            args.workers,
+        )
     uvicorn.run(
         "api.main:app_from_env",
         factory=True,
@@ -205,14 +220,29 @@ async def _run(func: Callable[..., Awaitable[None]], *args: Any) -> None:
     await func(*args)
 
 
+def _bounded(name: str, low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` to `high`, or a one-line refusal."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{name} must be a whole number from {low} to {high}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="keyturn", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="serve the API")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--port", type=_bounded("port", 0, 65535), default=8000)
+    serve.add_argument("--workers", type=_bounded("workers", 1, 1024), default=1)
 
     commands.add_parser("migrate", help="apply migrations to KEYTURN_DATABASE_URL")
     commands.add_parser("prune", help="delete long-dead sessions and old audit events")
@@ -255,6 +285,10 @@ def main(argv: list[str] | None = None) -> int:
             cmd_serve(settings, args)
             return 0
         handler = ASYNC_COMMANDS[(args.command, getattr(args, "users_command", None))]
+        if handler is cmd_users_create:
+            # Asked before the event loop starts: inside it, the terminal's prompt swallowed
+            # the first Ctrl-C, and Ctrl-D ended in a traceback.
+            args.password = _read_password(args.password_stdin)
         asyncio.run(handler(settings, args))
     except CommandError as exc:
         print(f"keyturn: {exc}", file=sys.stderr)

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pty
+import select
+import signal
 import socket
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,6 +27,7 @@ from redis.asyncio import Redis
 from tortoise import Tortoise
 
 from api import revocation
+from api.cli import EXIT_USAGE
 from api.db import tortoise_config
 from models import AuditEvent, AuditKind, Role, Session, User
 from tests.conftest import (
@@ -345,6 +350,58 @@ async def test_input_that_is_not_utf8_is_refused(migrated: Keyturn) -> None:
     assert "a@example.com" not in (await migrated("users", "list")).stdout
 
 
+def in_terminal(keyturn: Keyturn, args: list[str], keys: bytes) -> tuple[int, str]:
+    """Runs the command on a terminal of its own (a pseudo-terminal, its controlling one),
+    types `keys` at its first password prompt, and returns its exit code and what it showed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYTURN_")}
+    env |= {
+        "KEYTURN_DATABASE_URL": keyturn.database_url,
+        "KEYTURN_ACCESS_TOKEN_SECRET": ACCESS_SECRET,
+        "KEYTURN_REFRESH_TOKEN_SECRET": REFRESH_SECRET,
+    }
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: nothing but exec
+        os.chdir(keyturn.cwd)
+        os.execve(KEYTURN, [str(KEYTURN), *args], env)  # noqa: S606 (our own command)
+    shown, typed = b"", False
+    deadline = time.monotonic() + TIMEOUT
+    try:
+        while time.monotonic() < deadline:
+            if not typed and b"Password: " in shown:
+                os.write(terminal, keys)
+                typed = True
+            ready, _, _ = select.select([terminal], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(terminal, 4096)
+                except OSError:  # the terminal closed with the command's end
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+        else:
+            os.kill(pid, signal.SIGKILL)
+    finally:
+        os.close(terminal)
+        _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), shown.decode(errors="replace")
+
+
+@pytest.mark.parametrize(("key", "code", "says"), [(b"\x03", 130, ""), (b"\x04", 1, "no password")])
+async def test_ctrl_c_or_ctrl_d_at_the_password_prompt_ends_the_command(
+    migrated: Keyturn, key: bytes, code: int, says: str
+) -> None:
+    # Before, the prompt ran inside the event loop: the first Ctrl-C was swallowed (the
+    # command ended only after the next Enter), and Ctrl-D ended in a traceback.
+    returncode, shown = await asyncio.to_thread(
+        in_terminal, migrated, ["users", "create", "a@example.com"], key
+    )
+    assert returncode == code, shown
+    assert "Traceback" not in shown
+    assert says in shown
+    assert "a@example.com" not in (await migrated("users", "list")).stdout
+
+
 async def test_a_password_must_come_from_stdin_or_a_terminal(migrated: Keyturn) -> None:
     empty, no_terminal = await asyncio.gather(
         migrated.create_user("a@example.com", password=""),
@@ -454,6 +511,55 @@ async def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
     keyturn = Keyturn(tmp_path, f"sqlite://{tmp_path / 'k.sqlite3'}")
     result = await keyturn("serve", "--port", str(closed_port()))
     assert "keyturn migrate" in result.error_line
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--port", "99999"), ("--port", "http"), ("--workers", "0")]
+)
+async def test_serve_refuses_a_port_or_worker_count_out_of_range(
+    tmp_path: Path, flag: str, value: str
+) -> None:
+    # Before, uvicorn listened on a port of its own choosing for 99999 (and logged 99999).
+    result = await Keyturn(tmp_path, f"sqlite://{tmp_path / 'k.sqlite3'}")("serve", flag, value)
+    assert result.returncode == EXIT_USAGE
+    assert "Traceback" not in result.stderr
+    assert f"{flag[2:]} must be a whole number from" in result.stderr.splitlines()[-1]
+
+
+async def test_serve_with_workers_and_no_redis_says_the_limits_are_per_worker(
+    tmp_path: Path,
+) -> None:
+    keyturn = Keyturn(tmp_path, f"sqlite://{tmp_path / 'k.sqlite3'}")
+    assert (await keyturn("migrate")).returncode == 0
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("KEYTURN_")}
+    environment |= {
+        "KEYTURN_DATABASE_URL": keyturn.database_url,
+        "KEYTURN_ACCESS_TOKEN_SECRET": ACCESS_SECRET,
+        "KEYTURN_REFRESH_TOKEN_SECRET": REFRESH_SECRET,
+    }
+    process = await asyncio.create_subprocess_exec(
+        str(KEYTURN),
+        *("serve", "--workers", "2", "--port", str(closed_port())),
+        cwd=tmp_path,
+        env=environment,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    try:
+        seen = []
+        async with asyncio.timeout(TIMEOUT):
+            while not any("KEYTURN_REDIS_URL" in line for line in seen):
+                line = (await process.stderr.readline()).decode()
+                assert line, "".join(seen)
+                seen.append(line)
+    finally:
+        process.terminate()
+        await process.wait()
+    warning = next(line for line in seen if "KEYTURN_REDIS_URL" in line)
+    assert warning.startswith("WARNING")
+    assert "2 workers" in warning
+    assert "login lockout" in warning
 
 
 async def test_an_invalid_setting_is_named(tmp_path: Path) -> None:
