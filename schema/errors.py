@@ -20,6 +20,8 @@ from api.logs import redact
 logger = logging.getLogger("keyturn.graphql")
 
 SUGGESTION = " Did you mean "
+# The answers an operator is asked about: the request id finds the request in the log.
+WITH_REQUEST_ID = frozenset({ErrorCode.SERVICE_UNAVAILABLE, ErrorCode.INTERNAL_SERVER_ERROR})
 
 
 def _with_code(error: GraphQLError, message: str, extensions: dict[str, object]) -> GraphQLError:
@@ -67,9 +69,10 @@ def contract_error(
 ) -> GraphQLError:
     original = error.original_error
     if isinstance(original, AuthError):
-        return _with_code(
-            error, original.message, {"code": original.code.value, **original.extensions}
-        )
+        extensions = {"code": original.code.value, **original.extensions}
+        if request_id and original.code in WITH_REQUEST_ID:
+            extensions["requestId"] = request_id
+        return _with_code(error, original.message, extensions)
     if original is None or isinstance(original, GraphQLError):
         # GraphQL's own parse, validation and variable-coercion errors: safe, clear messages.
         message = error.message if suggestions else without_suggestion(error.message)
@@ -86,7 +89,7 @@ def contract_error(
         details = "".join(traceback.format_exception(original))
         logger.error("unexpected error (request %s)\n%s", request_id, redact(details))
         code = ErrorCode.INTERNAL_SERVER_ERROR
-    extensions: dict[str, object] = {"code": code.value}
+    extensions = {"code": code.value}
     if request_id:
         extensions["requestId"] = request_id
     return _with_code(error, DEFAULT_MESSAGES[code], extensions)
