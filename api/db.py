@@ -115,6 +115,7 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
     }
 
 
+_BROKEN_PROTOCOL = "cannot switch to state"
 _UNAVAILABLE_SQLITE_MESSAGES = ("unable to open", "disk i/o error", "database is locked")
 
 
@@ -150,6 +151,11 @@ def is_unavailable(exc: BaseException) -> bool:
         ):
             return True
         if isinstance(current, OSError) and not isinstance(current, FileNotFoundError):
+            return True
+        if isinstance(current, asyncpg.InternalClientError) and _BROKEN_PROTOCOL in str(current):
+            # A connection whose backend was just terminated, used again before the socket's
+            # close reached it: its protocol is still consuming the fatal error (asyncpg
+            # issues 784 and 1069). The connection is lost; the pool drops it.
             return True
         if isinstance(current, sqlite3.OperationalError) and any(
             text in str(current).lower() for text in _UNAVAILABLE_SQLITE_MESSAGES

@@ -38,8 +38,14 @@ from typing import Any, NamedTuple
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
-from tortoise.backends.asyncpg.client import AsyncpgDBClient
-from tortoise.backends.base.client import PoolConnectionWrapper
+from tortoise.backends.asyncpg.client import AsyncpgDBClient, TransactionWrapper
+from tortoise.backends.base.client import (
+    PoolConnectionWrapper,
+    TransactionalDBClient,
+    TransactionContext,
+    TransactionContextPooled,
+)
+from tortoise.connection import get_connections
 from tortoise.exceptions import IntegrityError, OperationalError
 
 HELD_CONNECTIONS = 4
@@ -69,6 +75,29 @@ class _Grouped(NamedTuple):
     answer: asyncio.Future[asyncpg.Record]
 
 
+class _PooledTransaction(TransactionContextPooled):
+    """tortoise's transaction on a pooled connection, that gives the connection back when its
+    BEGIN fails. tortoise's own takes the connection, sets the task's current transaction,
+    then sends BEGIN; when BEGIN fails (the backend was just terminated), `__aexit__` never
+    runs, and the connection stayed out of the pool for good: a few each time PostgreSQL
+    restarted or ended backends, until no statement could get one."""
+
+    async def __aenter__(self) -> TransactionalDBClient:
+        await self.ensure_connection()
+        pool = self.client._parent._pool
+        connection = await pool.acquire()
+        self.client._connection = connection
+        self.token = get_connections().set(self.connection_name, self.client)
+        try:
+            await self.client.begin()
+        except BaseException:
+            get_connections().reset(self.token)
+            with contextlib.suppress(Exception):  # a broken connection: the pool drops it
+                await pool.release(connection)
+            raise
+        return self.client
+
+
 class KeyturnAsyncpgClient(AsyncpgDBClient):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -80,6 +109,9 @@ class KeyturnAsyncpgClient(AsyncpgDBClient):
         self._slots = asyncio.Semaphore(self.may_hold) if self.may_hold else None
         self._grouped: list[_Grouped] = []  # fetch_grouped's calls not yet sent
         self._runner_tasks: set[asyncio.Task[None]] = set()
+
+    def _in_transaction(self) -> TransactionContext:
+        return _PooledTransaction(TransactionWrapper(self), self._pool_init_lock)
 
     @property
     def may_hold(self) -> int:

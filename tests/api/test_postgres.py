@@ -261,6 +261,70 @@ async def test_a_held_connection_dropped_mid_statement_goes_back_to_the_pool(pg:
     assert await _pid(client) != pid
 
 
+async def test_backends_terminated_under_load_fail_only_as_the_database_unavailable(
+    pg: str, pg_database: str
+) -> None:
+    # A connection whose backend was terminated can be used again before the socket's close
+    # reaches it, and asyncpg then fails with InternalClientError ("cannot switch to state
+    # 15; another operation (2) is in progress"), which was answered INTERNAL_SERVER_ERROR:
+    # a few each time, on every path (held, pooled, in a transaction).
+    client = _client(pg)
+    await client.execute_query("CREATE TABLE counted (id int PRIMARY KEY, n int)")
+    await client.execute_query("INSERT INTO counted VALUES (1, 0)")
+    outcomes: Counter[str] = Counter()
+    stop = asyncio.Event()
+
+    async def one(path: int) -> None:
+        try:
+            if path == 0:
+                async with in_transaction() as tx:
+                    await tx.execute_query("UPDATE counted SET n = n + 1 WHERE id = 1")
+            elif path == 1:
+                await client.fetch_held("SELECT n FROM counted WHERE id = $1", [1])
+            else:
+                await client.execute_query("SELECT n FROM counted WHERE id = 1")
+            outcomes["ok"] += 1
+        except Exception as exc:  # each kind of failure is what is counted
+            kind = "unavailable" if is_unavailable(exc) else f"{type(exc).__name__}: {exc}"
+            outcomes[kind] += 1
+
+    async def requests(path: int) -> None:
+        while not stop.is_set():
+            await asyncio.create_task(one(path))  # a task each, as requests are
+
+    load = [asyncio.create_task(requests(i % 3)) for i in range(12)]
+    killer = await asyncpg.connect(pg_url("postgres").replace("postgres://", "postgresql://"))
+    try:
+        for _ in range(12):
+            await asyncio.sleep(0.2)
+            await killer.fetch(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = $1 AND pid <> pg_backend_pid()",
+                pg_database,
+            )
+        await asyncio.sleep(0.25)
+    finally:
+        stop.set()
+        await asyncio.gather(*load)
+        await killer.close()
+    assert outcomes["unavailable"] > 0, outcomes  # the terminations were felt
+    assert set(outcomes) == {"ok", "unavailable"}, outcomes
+    # And it recovered on its own: every path works again.
+    before = outcomes["ok"]
+    await asyncio.gather(*(one(path) for path in range(3)))
+    assert outcomes["ok"] == before + 3, outcomes
+    # With every connection the pool has to lend: a transaction whose BEGIN met a terminated
+    # backend kept its connection out of the pool for good (tortoise's own transaction
+    # context), a few each time, until none was left.
+    pool = client._pool
+    assert pool is not None
+    lendable = int(client.pool_maxsize) - len(client._idle)
+    async with asyncio.timeout(5):
+        taken = await asyncio.gather(*(pool.acquire() for _ in range(lendable)))
+    for proxy in taken:
+        await pool.release(proxy)
+
+
 async def _opened_here(pg_database: str | None) -> KeyturnAsyncpgClient:
     """The ORM opened by the test itself, for a test of closing it (the `pg` fixture would)."""
     require_service("PostgreSQL", pg_database is not None)
