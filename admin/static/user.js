@@ -138,12 +138,28 @@ export async function userView({ auth, fail, notify, confirm }, { id }) {
 
   // The result is told once the page shows it: a notice before the reload would let the reload
   // replace the controls under someone already using them (a role picked, then reset).
-  async function reloadThenNotify(message) {
+  async function reloadThenNotify(message, refocus = keepFocus()) {
     try {
       await reload();
     } finally {
       notify(message);
+      refocus();
     }
+  }
+
+  // A reload replaces the controls, and the one that had the focus with them, which left it on
+  // the page's body: a keyboard user started over from the top after every action. The focus
+  // goes back to the control now in the same place among the account's actions, or, when that
+  // control is gone (a revoked session's row), to the heading of its section.
+  function keepFocus() {
+    const focused = document.activeElement;
+    const controls = () => [...actions.querySelectorAll("button, select")];
+    const index = controls().indexOf(focused);
+    const section = sessions.contains(focused) ? "sessions-heading" : "account-heading";
+    return () => {
+      const target = (index >= 0 && controls()[index]) || document.getElementById(section);
+      target?.focus();
+    };
   }
 
   async function loadSessions() {
@@ -201,6 +217,7 @@ export async function userView({ auth, fail, notify, confirm }, { id }) {
   }
 
   async function revokeSession(session) {
+    const refocus = keepFocus();
     const label = sessionLabel(session);
     const ok = await confirm({
       title: "Revoke this session?",
@@ -215,10 +232,11 @@ export async function userView({ auth, fail, notify, confirm }, { id }) {
       auth.end("You revoked this console's session. Sign in again.");
       return;
     }
-    await reloadThenNotify(`Revoked the session of ${label}.`);
+    await reloadThenNotify(`Revoked the session of ${label}.`, refocus);
   }
 
   async function signOutEverywhere() {
+    const refocus = keepFocus();
     const count = user.activeSessionCount;
     const ok = await confirm({
       title: `Sign ${user.email} out everywhere?`,
@@ -235,10 +253,12 @@ export async function userView({ auth, fail, notify, confirm }, { id }) {
     }
     await reloadThenNotify(
       `Signed ${user.email} out everywhere: ${count} session${count === 1 ? "" : "s"} ended.`,
+      refocus,
     );
   }
 
   async function toggleActive() {
+    const refocus = keepFocus();
     const activate = !user.isActive;
     if (!activate) {
       const ok = await confirm({
@@ -256,10 +276,12 @@ export async function userView({ auth, fail, notify, confirm }, { id }) {
     }
     await reloadThenNotify(
       activate ? `Activated ${user.email}.` : `Deactivated ${user.email}: signed out everywhere.`,
+      refocus,
     );
   }
 
   async function changeRole(role) {
+    const refocus = keepFocus();
     if (role === user.role) {
       notify(`${user.email} is already ${role === "ADMIN" ? "an admin" : "a user"}.`);
       return;
@@ -274,6 +296,7 @@ export async function userView({ auth, fail, notify, confirm }, { id }) {
     });
     if (!ok) {
       renderProfile();
+      refocus();
       return;
     }
     await auth.query(SET_ROLE, { id: user.id, role });
@@ -283,6 +306,7 @@ export async function userView({ auth, fail, notify, confirm }, { id }) {
     }
     await reloadThenNotify(
       promote ? `${user.email} is now an admin.` : `${user.email} is now a regular user.`,
+      refocus,
     );
   }
 
@@ -310,7 +334,7 @@ export async function userView({ auth, fail, notify, confirm }, { id }) {
     h(
       "section",
       { "aria-labelledby": "account-heading" },
-      h("h2", { id: "account-heading" }, "Account"),
+      h("h2", { id: "account-heading", tabindex: "-1" }, "Account"),
       actions,
     ),
     h(
@@ -319,7 +343,7 @@ export async function userView({ auth, fail, notify, confirm }, { id }) {
       h(
         "div",
         { class: "section-head" },
-        h("h2", { id: "sessions-heading" }, "Sessions"),
+        h("h2", { id: "sessions-heading", tabindex: "-1" }, "Sessions"),
         h("div", { class: "inline" }, h("label", { for: "session-filter" }, "Show"), show),
       ),
       sessions,

@@ -87,6 +87,8 @@ def test_revoked_sessions_are_listed_with_their_reason(page: Page, server: Keytu
     session_row(page, "203.0.113.12").get_by_role("button", name="Revoke").click()
     confirm(page, "End session")
     expect(page.get_by_text("No active sessions.")).to_be_visible()
+    # The row and its button are gone: the focus goes to the section's heading.
+    expect(page.get_by_role("heading", name="Sessions")).to_be_focused()
 
     page.get_by_label("Show").select_option(label="All sessions")
     row = session_row(page, "203.0.113.12")
@@ -148,6 +150,9 @@ def test_deactivate_then_activate_a_user(page: Page, server: KeyturnServer) -> N
 
     expect(notice(page)).to_have_text(f"Deactivated {email}: signed out everywhere.")
     expect(page.locator(".profile")).to_contain_text("Deactivated")
+    # The focus stays with the account's actions, on the control now in the button's place
+    # (before, the reload dropped it on the page's body).
+    expect(page.get_by_role("button", name="Activate", exact=True)).to_be_focused()
     assert server.refresh_error(session["refreshToken"]) == "INVALID_REFRESH_TOKEN"
     refused = server.gql(LOGIN, {"email": email, "password": PASSWORD, "d": "BODY"})
     assert refused["errors"][0]["extensions"]["code"] == "ACCOUNT_DISABLED"
