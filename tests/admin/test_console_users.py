@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.admin.conftest import Watch
@@ -257,3 +258,27 @@ def test_an_unknown_email_in_the_audit_filter_says_so(page: Page) -> None:
     page.get_by_role("button", name="Filter").click()
 
     expect(page.get_by_role("alert").filter(has_text="No user has the email")).to_be_visible()
+
+
+@pytest.mark.parametrize("width", [320, 375])
+def test_a_long_email_fits_its_card_on_a_phone(
+    page: Page, server: KeyturnServer, width: int
+) -> None:
+    email = new_email("very.long.firstname.lastname.at.some")
+    server.create_user(email)
+    page.set_viewport_size({"width": width, "height": 800})
+    sign_in(page)
+    page.get_by_label("Search by email").fill(email)
+    expect(page.get_by_text("1 user matching")).to_be_visible()
+    link = page.get_by_role("link", name=email)
+    # Every line of the email inside its cell and on the screen (before, its first part ran
+    # past the card's edge and was cut off).
+    overflow = link.evaluate(
+        """(link) => {
+            const cell = link.closest("td").getBoundingClientRect();
+            const edge = Math.min(cell.right, document.documentElement.clientWidth);
+            const lines = [...link.getClientRects()].filter((line) => line.right > edge + 0.5);
+            return lines.length + (link.scrollWidth > link.clientWidth + 1 ? 1 : 0);
+        }"""
+    )
+    assert overflow == 0
