@@ -120,12 +120,17 @@ document.getElementById("copy-token").addEventListener("click", async () => {
   }
   const until = auth.expiresAt.toLocaleTimeString(undefined, { timeStyle: "short" });
   notify(
-    `Copied an Authorization header, valid until ${until}. In GraphiQL, open Headers and paste it.`,
+    `Copied an Authorization header, valid until ${until}.` +
+      (graphiqlOn ? " In GraphiQL, open Headers and paste it." : ""),
   );
 });
 
-if (document.documentElement.dataset.graphiql !== "on") {
+// Without GraphiQL (production, unless KEYTURN_GRAPHIQL turns it on) the token is still the
+// header an API client such as curl sends, but the console names no page that is not there.
+const graphiqlOn = document.documentElement.dataset.graphiql === "on";
+if (!graphiqlOn) {
   document.getElementById("graphiql-link").remove();
+  document.getElementById("copy-token").textContent = "Copy access token";
 }
 
 async function start() {

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
-from playwright.sync_api import Page, Route, expect
+import pytest
+from playwright.sync_api import Browser, Page, Route, expect
 
 from tests.admin.conftest import Watch
 from tests.admin.pages import (
@@ -167,6 +169,35 @@ def test_the_access_token_is_copied_for_graphiql(page: Page, server: KeyturnServ
     token = headers["Authorization"].removeprefix("Bearer ")
     me = server.gql("{ me { email } }", token=token)
     assert me["data"]["me"]["email"] == ADMIN_EMAIL
+
+
+def test_without_graphiql_the_console_names_no_graphiql(
+    browser: Browser, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # As production serves it, unless KEYTURN_GRAPHIQL turns it on: before, the console still
+    # offered to copy a token "for GraphiQL", which answered 404 there.
+    server = KeyturnServer(tmp_path_factory.mktemp("no-graphiql"), graphiql="false")
+    # In a thread of its own: Playwright's sync API keeps an event loop running on this one,
+    # and the start migrates with asyncio.run.
+    with ThreadPoolExecutor(1) as starting:
+        starting.submit(server.start).result()
+    try:
+        context = browser.new_context(base_url=server.url, locale="en-US", timezone_id="UTC")
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
+        page = context.new_page()
+        sign_in(page)
+        expect(page.get_by_role("heading", name="Users")).to_be_visible()
+        expect(page.get_by_role("link", name="GraphiQL")).to_have_count(0)
+        expect(page.get_by_text("GraphiQL")).to_have_count(0)
+        page.get_by_role("button", name="Copy access token", exact=True).click()
+        expect(notice(page)).to_contain_text("Copied an Authorization header")
+        expect(notice(page)).not_to_contain_text("GraphiQL")
+        token = json.loads(page.evaluate("navigator.clipboard.readText()"))["Authorization"]
+        me = server.gql("{ me { email } }", token=token.removeprefix("Bearer "))
+        assert me["data"]["me"]["email"] == ADMIN_EMAIL
+        context.close()
+    finally:
+        server.stop()
 
 
 def test_keyboard_alone_signs_in_and_escape_cancels_a_confirmation(
