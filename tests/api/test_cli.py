@@ -72,9 +72,9 @@ class Keyturn:
     cwd: Path
     database_url: str
 
-    async def __call__(
-        self, *args: str, stdin: str | bytes | None = None, env: dict[str, str] | None = None
-    ) -> Run:
+    def environment(self, env: dict[str, str] | None = None) -> dict[str, str]:
+        """This process's environment without its KEYTURN_* settings, then this database and
+        the tests' secrets, then `env` (an empty value unsets the variable)."""
         environment = {k: v for k, v in os.environ.items() if not k.startswith("KEYTURN_")}
         environment |= {
             "KEYTURN_DATABASE_URL": self.database_url,
@@ -82,11 +82,16 @@ class Keyturn:
             "KEYTURN_REFRESH_TOKEN_SECRET": REFRESH_SECRET,
             **(env or {}),
         }
+        return {k: v for k, v in environment.items() if v}
+
+    async def __call__(
+        self, *args: str, stdin: str | bytes | None = None, env: dict[str, str] | None = None
+    ) -> Run:
         process = await asyncio.create_subprocess_exec(
             str(KEYTURN),
             *args,
             cwd=self.cwd,
-            env={k: v for k, v in environment.items() if v},
+            env=self.environment(env),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -353,12 +358,7 @@ async def test_input_that_is_not_utf8_is_refused(migrated: Keyturn) -> None:
 def in_terminal(keyturn: Keyturn, args: list[str], keys: bytes) -> tuple[int, str]:
     """Runs the command on a terminal of its own (a pseudo-terminal, its controlling one),
     types `keys` at its first password prompt, and returns its exit code and what it showed."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYTURN_")}
-    env |= {
-        "KEYTURN_DATABASE_URL": keyturn.database_url,
-        "KEYTURN_ACCESS_TOKEN_SECRET": ACCESS_SECRET,
-        "KEYTURN_REFRESH_TOKEN_SECRET": REFRESH_SECRET,
-    }
+    env = keyturn.environment()
     pid, terminal = pty.fork()
     if pid == 0:  # the child: nothing but exec
         os.chdir(keyturn.cwd)
@@ -531,17 +531,11 @@ async def test_serve_with_workers_and_no_redis_says_the_limits_are_per_worker(
 ) -> None:
     keyturn = Keyturn(tmp_path, f"sqlite://{tmp_path / 'k.sqlite3'}")
     assert (await keyturn("migrate")).returncode == 0
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("KEYTURN_")}
-    environment |= {
-        "KEYTURN_DATABASE_URL": keyturn.database_url,
-        "KEYTURN_ACCESS_TOKEN_SECRET": ACCESS_SECRET,
-        "KEYTURN_REFRESH_TOKEN_SECRET": REFRESH_SECRET,
-    }
     process = await asyncio.create_subprocess_exec(
         str(KEYTURN),
         *("serve", "--workers", "2", "--port", str(closed_port())),
         cwd=tmp_path,
-        env=environment,
+        env=keyturn.environment(),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
