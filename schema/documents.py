@@ -21,6 +21,7 @@ from graphql import (
     GraphQLError,
     GraphQLSchema,
     IntValueNode,
+    OperationDefinitionNode,
     Visitor,
     parse,
     specified_rules,
@@ -76,12 +77,15 @@ class DocumentCache:
         it by, when this text already parsed and validated without an error and has that
         operation; None otherwise (the caller then takes strawberry's whole path, which refuses
         it as it should). Strawberry runs the first operation when no name is given, by its
-        name: so does this."""
+        name: so does this, for a text of one operation (GraphQL's GetOperation refuses to
+        guess among several)."""
         entry = self._entries.get(query)
         if entry is None or entry.errors is None or entry.errors:
             return None
         operation = entry.operations.get(operation_name)
         if operation is None:
+            if operation_name is None and names_required(entry.document):
+                return None  # refused on the whole path (CachedDocuments.on_validate)
             try:
                 kind = get_operation_type(entry.document, operation_name)
             except RuntimeError:  # no such operation
@@ -144,4 +148,18 @@ class CachedDocuments(SchemaExtension):
             context.pre_execution_errors = self.cache.validate(
                 context.schema._schema, context.query or "", document
             )
+            # strawberry keeps the name the request gave apart from the one it runs by.
+            named = getattr(context, "_provided_operation_name", None) is not None
+            if not context.pre_execution_errors and not named and names_required(document):
+                context.pre_execution_errors = [GraphQLError(NAME_REQUIRED)]
         yield
+
+
+# graphql-core's own words for it, which strawberry does not say: it runs the first operation.
+NAME_REQUIRED = "Must provide operation name if query contains multiple operations."
+
+
+def names_required(document: DocumentNode) -> bool:
+    """More than one operation: a request must name the one to run (GraphQL's GetOperation)."""
+    operations = (d for d in document.definitions if isinstance(d, OperationDefinitionNode))
+    return next(operations, None) is not None and next(operations, None) is not None

@@ -97,13 +97,23 @@ async def test_a_named_operation_runs_on_the_short_path_and_an_unknown_name_neve
     query = "query A { a: __typename } query B { b: __typename }"
     _, _, body = await twice(api, whole_path_runs, {"query": query, "operationName": "B"})
     assert body == {"data": {"b": "Query"}}
-    # No name asked for: strawberry runs the first operation, by its name, and so does the
-    # short path (the text is known, so both requests take it).
+    # No name asked for, among two: refused, as GraphQL's GetOperation says (strawberry ran
+    # the first operation, and so did the short path), on the whole path every time.
     before = len(whole_path_runs)
     for _ in range(2):
         response = await api.client.post("/graphql", json={"query": query})
-        assert response.json() == {"data": {"a": "Query"}}
-    assert len(whole_path_runs) == before
+        assert response.json()["data"] is None
+        error = response.json()["errors"][0]
+        assert error["extensions"]["code"] == "BAD_USER_INPUT"
+        assert error["message"] == (
+            "Must provide operation name if query contains multiple operations."
+        )
+    assert len(whole_path_runs) - before == 2
+    # A text never seen before is refused too, and one operation needs no name.
+    fresh = await api.client.post("/graphql", json={"query": query + " # fresh"})
+    assert fresh.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    _, _, body = await twice(api, whole_path_runs, {"query": "query A { a: __typename }"})
+    assert body == {"data": {"a": "Query"}}
 
     before = len(whole_path_runs)
     for _ in range(2):
