@@ -84,8 +84,10 @@ class AuthMutation:
     ) -> AuthPayload:
         ctx = info.context
         await ctx.kt.throttle.refresh(ctx.client)
-        from_cookie = not refresh_token
-        token = refresh_token or ctx.refresh_cookie()
+        # An argument given, even empty, is the token: only an absent (or null) one falls
+        # back to the cookie, as the contract says.
+        from_cookie = not isinstance(refresh_token, str)
+        token = ctx.refresh_cookie() if from_cookie else refresh_token
         if token is None:
             raise AuthError(ErrorCode.INVALID_REFRESH_TOKEN)
         try:
@@ -101,12 +103,16 @@ class AuthMutation:
             refresh_token_delivery = (
                 RefreshTokenDelivery.COOKIE if from_cookie else RefreshTokenDelivery.BODY
             )
+        elif from_cookie and refresh_token_delivery is RefreshTokenDelivery.BODY:
+            # The cookie's token has just been rotated out: left in the browser, its next use
+            # after the grace window would read as theft and revoke the session.
+            ctx.clear_refresh_cookie()
         return auth_payload(info, result, refresh_token_delivery)
 
     @strawberry.mutation
     async def logout(self, info: Info, refresh_token: str | None = strawberry.UNSET) -> bool:
         ctx = info.context
-        token = refresh_token or ctx.refresh_cookie()
+        token = refresh_token if isinstance(refresh_token, str) else ctx.refresh_cookie()
         principal = None if token is not None else await ctx.optional_principal()
         if ctx.cookies_trusted():
             # Only a request that may use the cookie may clear it: a cross-site post cannot

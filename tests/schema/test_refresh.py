@@ -86,6 +86,37 @@ async def test_refresh_answers_the_way_the_token_came(api: Harness, user: UserRo
     assert "refresh_token=" in switched.response.headers["set-cookie"]
 
 
+async def test_a_cookie_refreshed_into_the_body_is_cleared(api: Harness, user: UserRow) -> None:
+    # Its token is rotated out by this refresh: left in the browser, its next use after the
+    # grace window read as theft and revoked the session.
+    login = await api.login(delivery="COOKIE")
+    moved = await api.gql(REFRESH, {"d": "BODY"})
+    assert moved.data["refresh"]["refreshToken"]
+    cleared = moved.response.headers["set-cookie"]
+    assert cleared.startswith('refresh_token="";') or cleared.startswith("refresh_token=;")
+    assert "Max-Age=0" in cleared
+    assert api.client.cookies.get("refresh_token") is None
+    api.clock.advance(60)
+    # The session lives on, through the token the body carried.
+    onward = await api.gql(REFRESH, {"t": moved.data["refresh"]["refreshToken"]})
+    assert not onward.errors, onward.errors
+    status, _ = await status_of(api, login["session"]["id"])
+    assert status is SessionStatus.ACTIVE
+
+
+async def test_an_empty_token_argument_is_a_token_not_the_cookie(
+    api: Harness, user: UserRow
+) -> None:
+    # "From the argument if given, else from the cookie": an empty one is given. Before, it
+    # fell back to the cookie and rotated that session.
+    await api.login(delivery="COOKIE")
+    cookie = api.client.cookies.get("refresh_token")
+    refused = await api.gql(REFRESH, {"t": ""})
+    assert refused.codes == ["INVALID_REFRESH_TOKEN"]
+    assert api.client.cookies.get("refresh_token") == cookie  # neither rotated nor cleared
+    assert not (await api.gql(REFRESH_COOKIE)).errors
+
+
 async def test_cookie_refresh_chain_keeps_working(api: Harness, user: UserRow) -> None:
     await api.login(delivery="COOKIE")
     seen = set()
