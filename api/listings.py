@@ -128,7 +128,8 @@ async def list_audit_events(
             raise bad_input("kinds", f"Give at most {MAX_KINDS} kinds.")
         for kind in kinds:
             _text(kind, "kinds", 40)
-    rows = await events_page(uid, kinds, first, _time_key(after))
+    key = _time_key(after)
+    rows = await events_page(uid, kinds, first, key) if kinds != [] else []
     page = rows[:first]
     cursors = [encode_cursor(e.created_at.isoformat(), e.id) for e in page]
     return Page(page, cursors, len(rows) > first)

@@ -88,8 +88,15 @@ class AdminQuery:
         first: int = 50,
         after: str | None = strawberry.UNSET,
     ) -> AuditEventConnection:
+        # Absent (or null) is no filter; given, even empty, is one: an empty list of kinds
+        # matches no event, as an empty list of statuses matches no session, and an empty id
+        # is a malformed one.
         page = await listings.list_audit_events(
-            await info.context.principal(), user_id or None, kinds or None, first, after or None
+            await info.context.principal(),
+            user_id if isinstance(user_id, str) else None,
+            kinds if isinstance(kinds, list) else None,
+            first,
+            after or None,
         )
         return AuditEventConnection(
             edges=[

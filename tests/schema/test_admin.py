@@ -538,6 +538,15 @@ async def test_audit_log_newest_first_with_filters_and_actors(
     assert len(remaining) == 2  # four logins in all: three of the user's, one of the admin's
     assert rest.data["auditEvents"]["pageInfo"]["hasNextPage"] is False
 
+    # Given, even empty, a filter filters: no kinds match no event (as no statuses match no
+    # session), and an empty id is a malformed one. Before, both meant "no filter".
+    none = await api.gql(AUDIT, {"kinds": [], "first": 50}, token=admin_token)
+    assert none.data["auditEvents"]["edges"] == []
+    assert none.data["auditEvents"]["pageInfo"]["hasNextPage"] is False
+    empty_id = await api.gql(AUDIT, {"userId": "", "first": 50}, token=admin_token)
+    assert empty_id.codes == ["BAD_USER_INPUT"]
+    assert empty_id.errors[0]["extensions"]["field"] == "userId"
+
 
 async def test_cli_revoke_sessions_matches_the_api(api: Harness, user: UserRow) -> None:
     from api.accounts import revoke_user_sessions_by_email
