@@ -147,7 +147,10 @@ def is_unavailable(exc: BaseException) -> bool:
             | asyncpg.CannotConnectNowError
             | asyncpg.InvalidAuthorizationSpecificationError
             | asyncpg.TooManyConnectionsError
-            | asyncpg.AdminShutdownError,
+            | asyncpg.AdminShutdownError
+            # The database named in the URL is gone (dropped, or not created yet): as
+            # unreachable as a stopped server, and what /readyz says of it too.
+            | asyncpg.InvalidCatalogNameError,
         ):
             return True
         if isinstance(current, OSError) and not isinstance(current, FileNotFoundError):

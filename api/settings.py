@@ -133,6 +133,12 @@ class Settings(BaseSettings):
 
     _split_lists = field_validator("cors_origins", "trusted_proxies", mode="before")(_split_csv)
 
+    @field_validator("cookie_samesite", mode="before")
+    @classmethod
+    def _samesite_in_any_case(cls, value: object) -> object:
+        # Cookies spell it Strict, Lax, None: any case is the same setting.
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("cors_origins")
     @classmethod
     def _browser_origins(cls, origins: list[str]) -> list[str]:

@@ -340,6 +340,21 @@ def test_development_allows_insecure_cookies(monkeypatch: pytest.MonkeyPatch) ->
     assert load_settings().cookie_secure is False
 
 
+@pytest.mark.parametrize(("given", "kept"), [("Strict", "strict"), (" LAX ", "lax")])
+def test_samesite_is_read_in_any_case(
+    monkeypatch: pytest.MonkeyPatch, given: str, kept: str
+) -> None:
+    monkeypatch.setenv("KEYTURN_COOKIE_SAMESITE", given)
+    assert Settings().cookie_samesite == kept
+
+
+def test_an_unknown_samesite_is_still_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEYTURN_COOKIE_SAMESITE", "sideways")
+    with pytest.raises(SettingsErrors) as exc:
+        Settings()
+    assert "cookie_samesite" in refusal(exc)
+
+
 def test_samesite_none_requires_secure_cookies(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KEYTURN_COOKIE_SAMESITE", "none")
     monkeypatch.setenv("KEYTURN_COOKIE_SECURE", "false")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -9,6 +10,7 @@ import httpx
 import pytest
 
 from api.app import create_app
+from api.migrations import migrate
 from models import Session as SessionRow
 from tests.conftest import (
     BASE_URL,
@@ -20,7 +22,9 @@ from tests.conftest import (
     Harness,
     empty_pg,
     make_settings,
+    pg_admin,
     pg_url,
+    port_open,
     require_service,
 )
 from tests.tcpproxy import TcpProxy
@@ -126,3 +130,33 @@ async def test_logins_the_outage_left_unjudged_do_not_lock_the_account(outage: O
     locked = await api.gql(LOGIN, right)
     assert locked.codes == ["RATE_LIMITED"]
     assert 0 < locked.errors[0]["extensions"]["retryAfter"] <= api.settings.login_failure_window
+
+
+async def test_a_database_dropped_under_the_service_is_unavailable(clock: FakeClock) -> None:
+    # What /readyz already said (503): the requests answered INTERNAL_SERVER_ERROR, since
+    # asyncpg's "database does not exist" was not taken for the database being unreachable.
+    require_service("PostgreSQL", port_open(PG_HOST, PG_PORT))
+    name = f"keyturn_test_{uuid.uuid4().hex[:10]}"
+    await pg_admin(f'CREATE DATABASE "{name}"')
+    try:
+        url = pg_url(name)
+        await migrate(url)
+        settings = make_settings(url, revocation_cache_ttl=0)
+        app = create_app(settings, clock)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as client,
+        ):
+            api = Harness(app, client, settings, clock)
+            await api.create_user()
+            login = await api.login()
+            await pg_admin(f'DROP DATABASE "{name}" WITH (FORCE)')
+            variables = {"email": "user@example.com", "password": PASSWORD, "d": "BODY"}
+            for _ in range(3):  # the first may meet a connection the drop has just ended
+                me = await api.gql(ME, token=login["accessToken"])
+                again = await api.gql(LOGIN, variables)
+            assert me.codes == ["SERVICE_UNAVAILABLE"]
+            assert again.codes == ["SERVICE_UNAVAILABLE"]
+            assert (await client.get("/readyz")).status_code == 503
+    finally:
+        await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
