@@ -17,7 +17,7 @@ import sqlite3
 import sys
 import tempfile
 import uuid
-from contextlib import suppress
+from contextlib import closing, suppress
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from tortoise.exceptions import OperationalError
 from tortoise.transactions import in_transaction
 
 from api.db import Dialect, dialect_of, is_unavailable, sqlite_path, tortoise_config
+from api.sqlite import DatabaseInUse, exclusive_use
 
 MIGRATIONS_ROOT = Path(__file__).resolve().parent.parent / "migrations"
 APP = "models"
@@ -139,19 +140,47 @@ async def _migrate_sqlite_copy(database_url: str, db_file: Path) -> list[str]:
         raise DatabaseUnavailable(f"cannot write in {folder}: {exc.strerror}") from exc
     work_file = work_dir / db_file.name
     try:
-        if db_file.exists():
-            try:
-                copy_sqlite_file(db_file, work_file)
-            except sqlite3.DatabaseError as exc:
-                raise MigrationError(f"{db_file} is not an SQLite database ({exc})") from exc
-        config = tortoise_config(database_url)
-        config["connections"]["sqlite"]["credentials"]["file_path"] = str(work_file)
-        applied = await _upgrade(config, "sqlite")
-        if applied:
-            copy_sqlite_file(work_file, db_file)
-        return applied
+        # The copy is migrated and written back whole: a write committed by another process
+        # in between would be lost (a served refresh's rotation, whose token then came back as
+        # reuse and revoked its session). So no Keyturn process may have the file open
+        # meanwhile, and none can open it until this is done.
+        with exclusive_use(db_file):
+            return await _migrate_copy(database_url, db_file, work_file)
+    except DatabaseInUse:
+        if not _pending_in(db_file):
+            return []  # nothing to write: a served database that is up to date stays served
+        raise MigrationError(
+            f"{db_file} is in use by a running Keyturn (a server or another command): stop it, "
+            "then migrate; an SQLite database is migrated with the service stopped"
+        ) from None
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _pending_in(db_file: Path) -> list[str]:
+    """The migrations an SQLite file lacks, read straight from it (read-only, no lock file)."""
+    try:
+        with closing(sqlite3.connect(f"{db_file.as_uri()}?mode=ro", uri=True)) as db:
+            rows = db.execute("SELECT version FROM aerich WHERE app = 'models'").fetchall()
+    except sqlite3.Error:
+        return migration_files("sqlite")  # not migrated at all, or unreadable: all of them
+    applied = {row[0] for row in rows}
+    return [name for name in migration_files("sqlite") if name not in applied]
+
+
+async def _migrate_copy(database_url: str, db_file: Path, work_file: Path) -> list[str]:
+    """Migrate a copy of the file, then write it back over the file: all or nothing."""
+    if db_file.exists():
+        try:
+            copy_sqlite_file(db_file, work_file)
+        except sqlite3.DatabaseError as exc:
+            raise MigrationError(f"{db_file} is not an SQLite database ({exc})") from exc
+    config = tortoise_config(database_url)
+    config["connections"]["sqlite"]["credentials"]["file_path"] = str(work_file)
+    applied = await _upgrade(config, "sqlite")
+    if applied:
+        copy_sqlite_file(work_file, db_file)
+    return applied
 
 
 def copy_sqlite_file(source: Path, target: Path) -> None:

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from tortoise.backends.base.client import TransactionalDBClient, TransactionContext
@@ -30,6 +32,11 @@ from tortoise.backends.sqlite.client import (
 )
 from tortoise.connection import get_connections
 from tortoise.exceptions import IntegrityError, OperationalError
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no lock file
+    fcntl = None  # type: ignore[assignment]
 
 T = TypeVar("T")
 
@@ -73,6 +80,14 @@ class ImmediateSqliteClient(SqliteClient):
         super().__init__(*args, **kwargs)
         self._pending: list[_Pending] = []  # run_in_transaction's calls not yet begun
         self._committer: asyncio.Task[None] | None = None
+
+    _in_use: InUse | None = None
+
+    async def create_connection(self, with_db: bool) -> None:
+        if self._in_use is None and self.filename != ":memory:":
+            # In a thread: during a migration the lock is the migration's, and this waits.
+            self._in_use = await asyncio.to_thread(InUse, Path(self.filename))
+        await super().create_connection(with_db)
 
     # Nested transactions keep tortoise's wrapper: they are savepoints and never BEGIN.
     def _in_transaction(self) -> TransactionContext:
@@ -138,6 +153,9 @@ class ImmediateSqliteClient(SqliteClient):
             self._writer.close()
             self._writer, self._committer_thread = None, None
         await super().close()
+        if self._in_use is not None:
+            self._in_use.release()
+            self._in_use = None
 
     async def run_in_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Runs `work` between `BEGIN IMMEDIATE` and `COMMIT`; an exception from it, or from
@@ -465,3 +483,53 @@ def _as_tortoise_error(exc: BaseException) -> BaseException:
 
 
 client_class = ImmediateSqliteClient
+
+
+def lock_file(db_file: Path) -> Path:
+    """The file beside a database that says it is in use (SQLite's own locks live in the
+    database file, and opening and closing it again would drop them: this is another file)."""
+    return db_file.with_name(db_file.name + ".lock")
+
+
+class InUse:
+    """A shared lock on a database's lock file, held while a process has it open: every
+    connection of every Keyturn process (each worker of `keyturn serve`, each command) holds
+    one, so that `keyturn migrate` can tell the database is in use (`exclusive_use`)."""
+
+    def __init__(self, db_file: Path) -> None:
+        self._fd: int | None = None
+        if fcntl is None or not db_file.parent.is_dir():
+            return
+        try:
+            fd = os.open(lock_file(db_file), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError:
+            return  # a folder it may not write in: reads and writes fail on their own
+        fcntl.flock(fd, fcntl.LOCK_SH)  # waits out a migration that holds it exclusively
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # which releases the lock
+            self._fd = None
+
+
+class DatabaseInUse(Exception):
+    """Another process has the database open."""
+
+
+@contextlib.contextmanager
+def exclusive_use(db_file: Path) -> Iterator[None]:
+    """Holds the database's lock file exclusively, or raises DatabaseInUse at once when any
+    Keyturn process has the database open. Meanwhile no other can open it: they wait."""
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(lock_file(db_file), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DatabaseInUse(str(db_file)) from None
+        yield
+    finally:
+        os.close(fd)

@@ -12,11 +12,12 @@ import pty
 import select
 import signal
 import socket
+import sqlite3
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -464,6 +465,22 @@ async def test_a_file_that_is_no_database_is_reported_and_left_alone(tmp_path: P
     for command in (("migrate",), ("users", "list")):
         assert "not a database" in (await keyturn(*command)).error_line
     assert db_file.read_bytes() == b"not a database at all" * 100
+
+
+async def test_migrate_refuses_an_sqlite_file_a_keyturn_process_has_open(tmp_path: Path) -> None:
+    db_file = tmp_path / "keyturn.sqlite3"
+    keyturn = Keyturn(tmp_path, f"sqlite://{db_file}")
+    assert (await keyturn("migrate")).returncode == 0
+    with closing(sqlite3.connect(db_file)) as db, db:  # a database one migration behind
+        db.execute("DELETE FROM aerich WHERE id = (SELECT max(id) FROM aerich)")
+    await Tortoise.init(config=tortoise_config(keyturn.database_url))
+    try:
+        await User.all().count()  # open here, as a served database is
+        line = (await keyturn("migrate")).error_line
+    finally:
+        await Tortoise.close_connections()
+    assert "in use by a running Keyturn" in line
+    assert "stop it" in line
 
 
 async def test_an_unmigrated_database_is_reported(keyturn: Keyturn) -> None:

@@ -3,6 +3,7 @@ and a failing migration is named and leaves the database exactly as it was."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import shutil
@@ -23,6 +24,7 @@ from tortoise.transactions import in_transaction
 import api.migrations
 from api.db import Dialect, tortoise_config
 from api.migrations import MigrationError, migrate, migration_files, models_in_sync
+from api.sqlite import exclusive_use
 from models import AuditEvent, Role, User
 from models import Session as SessionRow
 from models.audit import AuditKind, event_values
@@ -495,6 +497,52 @@ async def test_a_failing_migration_is_named_and_leaves_sqlite_byte_for_byte_unch
     tables, versions = await tables_and_versions(url)
     assert "half_done" not in tables
     assert versions == first
+
+
+async def test_sqlite_is_not_migrated_under_a_keyturn_process_that_has_it_open(
+    tmp_path: Path, migrations_copy: Path
+) -> None:
+    # The copy is written back whole: what a server committed meanwhile was lost (a rotation,
+    # whose token then came back as reuse and revoked the session). So a migration with work
+    # to do refuses while any Keyturn process has the file open; one with none says so.
+    db_file = tmp_path / "keyturn.sqlite3"
+    url = f"sqlite://{db_file}"
+    first = await migrate(url)
+    async with orm(url):
+        await User.all().count()  # the connection is open, as a server's is
+        assert await migrate(url) == []  # up to date: nothing to write, nothing refused
+        (migrations_copy / "sqlite" / "models" / BROKEN_NAME).write_text(GOOD)
+        digest = sha256(db_file)
+        with pytest.raises(MigrationError, match="in use by a running Keyturn"):
+            await migrate(url)
+        assert sha256(db_file) == digest
+        assert not working_copies(tmp_path)
+    # Closed, as a stopped server's is: the migration runs.
+    assert await migrate(url) == [BROKEN_NAME]
+    _, versions = await tables_and_versions(url)
+    assert versions == [*first, BROKEN_NAME]
+
+
+async def test_a_migration_keeps_keyturn_from_opening_the_file_until_it_is_done(
+    tmp_path: Path,
+) -> None:
+    db_file = tmp_path / "keyturn.sqlite3"
+    url = f"sqlite://{db_file}"
+    await migrate(url)
+    opened = asyncio.Event()
+
+    async def open_it() -> None:
+        async with orm(url):
+            await User.all().count()
+            opened.set()
+
+    with exclusive_use(db_file):  # what a migration holds
+        opening = asyncio.create_task(open_it())
+        await asyncio.sleep(0.3)
+        assert not opened.is_set()  # it waits, rather than reading a file about to change
+    async with asyncio.timeout(10):
+        await opening
+    assert opened.is_set()
 
 
 async def test_a_failing_migration_on_an_empty_sqlite_file_creates_nothing(
