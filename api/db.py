@@ -116,7 +116,15 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
 
 
 _BROKEN_PROTOCOL = "cannot switch to state"
-_UNAVAILABLE_SQLITE_MESSAGES = ("unable to open", "disk i/o error", "database is locked")
+_UNAVAILABLE_SQLITE_MESSAGES = (
+    "unable to open",
+    "disk i/o error",
+    "database is locked",
+    # The file cannot take a write: its disk is full, or it (or its folder) is read-only. An
+    # operator's to fix, as an unreachable server is; nothing the request did wrong.
+    "database or disk is full",
+    "readonly database",
+)
 
 
 def sqlite_path(database_url: str) -> Path | None:

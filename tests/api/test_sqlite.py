@@ -574,3 +574,20 @@ async def test_callers_hear_how_a_transaction_on_the_thread_ended_when_cut_short
     assert await _state(orm) == (2, 2)
     with pytest.raises(asyncio.CancelledError):
         await committer
+
+
+def test_a_full_disk_or_a_read_only_file_is_the_database_unavailable(tmp_path: Path) -> None:
+    # Each was INTERNAL_SERVER_ERROR with a traceback per request. Both errors are SQLite's
+    # own: a file at its page limit (what a full disk answers too) and one opened read-only.
+    db_file = tmp_path / "small.sqlite3"
+    with closing(sqlite3.connect(db_file)) as db:
+        db.execute("CREATE TABLE t (x BLOB)")
+        db.execute("PRAGMA max_page_count = 3")
+        with pytest.raises(sqlite3.OperationalError) as full:
+            db.execute("INSERT INTO t VALUES (zeroblob(100000))")
+    read_only_db = closing(sqlite3.connect(f"{db_file.as_uri()}?mode=ro", uri=True))
+    with read_only_db as db, pytest.raises(sqlite3.OperationalError) as read_only:
+        db.execute("INSERT INTO t VALUES (1)")
+    for error in (full.value, read_only.value):
+        assert is_unavailable(error), error
+    assert not is_unavailable(sqlite3.OperationalError("no such table: t"))
