@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -37,8 +40,16 @@ class CommandError(Exception):
 
 
 def _settings() -> Settings:
+    dot_env = Path(".env")
+    if dot_env.is_symlink() and not dot_env.exists():
+        # Read as absent, it would leave every setting at its default: development mode on
+        # an empty embedded database, where the link pointed at production's (say, a secret
+        # that is not mounted).
+        raise CommandError(f".env links to {os.readlink(dot_env)}, which does not exist")
     try:
         return load_settings()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CommandError(f"cannot read .env: {exc}") from None
     except ValidationError as exc:
         messages = [str(err.get("msg", "")).removeprefix("Value error, ") for err in exc.errors()]
         locations = [".".join(str(p) for p in err.get("loc", ())) for err in exc.errors()]
@@ -302,6 +313,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`keyturn users list | head`): nothing more to say to it.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return 0
 
 

@@ -573,6 +573,35 @@ async def test_serve_with_workers_and_no_redis_says_the_limits_are_per_worker(
     assert "login lockout" in warning
 
 
+async def test_a_dot_env_that_cannot_be_read_is_one_line(tmp_path: Path) -> None:
+    keyturn = Keyturn(tmp_path, f"sqlite://{tmp_path / 'k.sqlite3'}")
+    dot_env = tmp_path / ".env"
+    # A link to a secret that is not mounted: before, read as absent, which meant development
+    # mode on a new, empty database.
+    dot_env.symlink_to(tmp_path / "secrets" / "keyturn.env")
+    line = (await keyturn("migrate")).error_line
+    assert ".env links to" in line
+    assert "does not exist" in line
+    assert not (tmp_path / "k.sqlite3").exists()
+    dot_env.unlink()
+    dot_env.write_bytes(b"KEYTURN_JWT_ISSUER=caf\xe9\n")  # Latin-1, not UTF-8: a traceback
+    assert "cannot read .env" in (await keyturn("users", "list")).error_line
+
+
+async def test_a_listing_cut_short_by_its_reader_ends_quietly(migrated: Keyturn) -> None:
+    assert (await migrated.create_user("u@example.com")).returncode == 0
+    # `true` reads nothing and is gone long before the listing is written.
+    reader = await asyncio.create_subprocess_shell(
+        f"{KEYTURN} users list | true",
+        cwd=migrated.cwd,
+        env=migrated.environment(),
+        stderr=asyncio.subprocess.PIPE,
+        executable="/bin/bash",
+    )
+    _, err = await asyncio.wait_for(reader.communicate(), TIMEOUT)
+    assert b"Traceback" not in err, err.decode()
+
+
 async def test_an_invalid_setting_is_named(tmp_path: Path) -> None:
     keyturn = Keyturn(tmp_path, f"sqlite://{tmp_path / 'k.sqlite3'}")
     result = await keyturn("users", "list", env={"KEYTURN_ACCESS_TOKEN_TTL": "soon"})
