@@ -12,6 +12,7 @@ been applied.
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import sqlite3
 import sys
@@ -31,6 +32,8 @@ from tortoise.transactions import in_transaction
 
 from api.db import Dialect, dialect_of, is_unavailable, sqlite_path, tortoise_config
 from api.sqlite import DatabaseInUse, exclusive_use
+
+logger = logging.getLogger("keyturn.migrations")
 
 MIGRATIONS_ROOT = Path(__file__).resolve().parent.parent / "migrations"
 APP = "models"
@@ -100,6 +103,15 @@ async def _upgrade(config: dict[str, Any], dialect: Dialect) -> list[str]:
                 raise DatabaseUnavailable(str(exc)) from exc
             raise
         pending = [name for name in migration_files(dialect) if name not in applied_before]
+        unknown = sorted(set(applied_before) - set(migration_files(dialect)))
+        if unknown:
+            # Served as it is (a rolling upgrade runs old instances on a newer schema), but an
+            # operator running an older `keyturn migrate` should know it changed nothing.
+            logger.warning(
+                "the database has migrations this version of Keyturn does not know: %s "
+                "(migrated by a newer version)",
+                ", ".join(unknown),
+            )
         if dialect == "sqlite":
             conn = Tortoise.get_connection(dialect)
             for name in pending:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import re
 import shutil
 import sqlite3
@@ -188,6 +189,27 @@ async def test_a_second_upgrade_applies_nothing_and_changes_nothing(
 
     assert await migrate(empty_database) == []
     assert await tables_and_versions(empty_database) == before
+
+
+async def test_a_database_migrated_by_a_newer_version_is_said_to_be(
+    dialect: Dialect,
+    empty_database: str,
+    migrations_copy: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # As an older `keyturn migrate` sees a database that a newer one migrated: before, it said
+    # "up to date" and nothing else.
+    (migrations_copy / dialect / "models" / BROKEN_NAME).write_text(GOOD)
+    await migrate(empty_database)
+    (migrations_copy / dialect / "models" / BROKEN_NAME).unlink()
+    caplog.set_level(logging.WARNING, "keyturn.migrations")
+
+    assert await migrate(empty_database) == []
+
+    warnings = [r.getMessage() for r in caplog.records if r.name == "keyturn.migrations"]
+    assert len(warnings) == 1
+    assert BROKEN_NAME in warnings[0]
+    assert "newer version" in warnings[0]
 
 
 async def test_the_upgraded_database_serves_the_models(
