@@ -36,6 +36,7 @@ from api.sqlite import DatabaseInUse, exclusive_use
 logger = logging.getLogger("keyturn.migrations")
 
 MIGRATIONS_ROOT = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATION_LOCK = int.from_bytes(b"keyturn")  # PostgreSQL advisory lock: one migrate at a time
 APP = "models"
 
 
@@ -121,11 +122,28 @@ async def _upgrade(config: dict[str, Any], dialect: Dialect) -> list[str]:
         # makes the upgrade all or nothing. (aerich's own upgrade commits migration by migration,
         # and probes for its table with a query that would abort an enclosing transaction.)
         async with in_transaction(dialect) as tx:
+            # One `keyturn migrate` at a time: another one waits here until this one commits,
+            # then finds the work done (two applying the same migrations collided on aerich's
+            # table, and the second failed with a duplicate key). Read inside the lock.
+            await tx.execute_query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK])
+            if pending:
+                done = await _recorded(tx)
+                pending = [name for name in pending if name not in done]
             for name in pending:
                 await _apply(tx, dialect, name)
         return pending
     finally:
         await Tortoise.close_connections()
+
+
+async def _recorded(tx: BaseDBAsyncClient) -> set[str]:
+    """The migrations aerich's table records, read in a PostgreSQL transaction without
+    aborting it when the table is not there yet."""
+    rows = await tx.execute_query_dict("SELECT to_regclass('aerich') IS NOT NULL AS present")
+    if not rows[0]["present"]:
+        return set()
+    found = await tx.execute_query_dict("SELECT version FROM aerich WHERE app = 'models'")
+    return {row["version"] for row in found}
 
 
 async def _apply(conn: BaseDBAsyncClient, dialect: Dialect, name: str) -> None:

@@ -30,6 +30,7 @@ from tortoise import Tortoise
 from api import revocation
 from api.cli import EXIT_USAGE
 from api.db import tortoise_config
+from api.migrations import migration_files
 from models import AuditEvent, AuditKind, Role, Session, User
 from tests.conftest import (
     ACCESS_SECRET,
@@ -465,6 +466,18 @@ async def test_a_file_that_is_no_database_is_reported_and_left_alone(tmp_path: P
     for command in (("migrate",), ("users", "list")):
         assert "not a database" in (await keyturn(*command)).error_line
     assert db_file.read_bytes() == b"not a database at all" * 100
+
+
+async def test_two_migrations_at_once_on_postgres_apply_each_migration_once(
+    tmp_path: Path, scratch_pg: str
+) -> None:
+    # Before, both applied the same migrations and the second failed on a duplicate key.
+    keyturn = Keyturn(tmp_path, scratch_pg)
+    first, second = await asyncio.gather(keyturn("migrate"), keyturn("migrate"))
+    assert (first.returncode, second.returncode) == (0, 0), (first.stderr, second.stderr)
+    outputs = sorted([first.stdout, second.stdout], key=len)
+    assert outputs[0].strip() == "the database is up to date"
+    assert outputs[1].count("applied ") == len(migration_files("postgres"))
 
 
 async def test_migrate_refuses_an_sqlite_file_a_keyturn_process_has_open(tmp_path: Path) -> None:
