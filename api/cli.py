@@ -48,8 +48,12 @@ def _settings() -> Settings:
         raise CommandError(f".env links to {os.readlink(dot_env)}, which does not exist")
     try:
         return load_settings()
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         raise CommandError(f"cannot read .env: {exc}") from None
+    except OSError as exc:  # .env unreadable, or the development secrets' folder
+        raise CommandError(
+            f"cannot read {exc.filename or 'the settings'}: {exc.strerror}"
+        ) from None
     except ValidationError as exc:
         messages = [str(err.get("msg", "")).removeprefix("Value error, ") for err in exc.errors()]
         locations = [".".join(str(p) for p in err.get("loc", ())) for err in exc.errors()]

@@ -104,6 +104,18 @@ def client_address(conn: HTTPConnection, trusted: tuple[Network, ...]) -> str | 
     return str(nearest)
 
 
+def is_unicode_text(text: str) -> bool:
+    """No lone surrogate: what JSON's `\\ud800` escape or a command line's undecodable bytes
+    make, and which argon2, the database and every UTF-8 encoder refuse."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def clean_text(value: str | None, limit: int) -> str | None:
     """Client-supplied text made safe to store: no NUL (PostgreSQL refuses it), bounded length."""
     if value is None:

@@ -22,6 +22,7 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 
 from admin.graphiql import graphiql_page
+from api.clients import is_unicode_text
 from api.runtime import Keyturn
 from schema.context import Context
 
@@ -154,11 +155,8 @@ def holds_unpaired_surrogate(value: object) -> bool:
     while pending:
         item = pending.pop()
         if isinstance(item, str):
-            if not item.isascii():
-                try:
-                    item.encode("utf-8")
-                except UnicodeEncodeError:
-                    return True
+            if not is_unicode_text(item):
+                return True
         elif isinstance(item, dict):
             pending.extend(item.keys())
             pending.extend(item.values())

@@ -6,6 +6,7 @@ import base64
 import json
 from typing import Any
 
+from api.clients import is_unicode_text
 from api.errors import bad_input
 
 MAX_PAGE_SIZE = 100
@@ -33,16 +34,8 @@ def decode_cursor(cursor: str | None, parts: int) -> list[str] | None:
         raise bad_input("after", "after is not a valid cursor.") from None
     if not isinstance(key, list) or len(key) != parts or not all(isinstance(k, str) for k in key):
         raise bad_input("after", "after is not a valid cursor.")
-    if any("\x00" in part or not _unicode_text(part) for part in key):
+    if any("\x00" in part or not is_unicode_text(part) for part in key):
         # PostgreSQL refuses NUL in text, and no database takes a lone surrogate (which
         # json.loads makes of `\\ud800`); no cursor of ours ever holds either.
         raise bad_input("after", "after is not a valid cursor.")
     return key
-
-
-def _unicode_text(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True

@@ -17,6 +17,7 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from zxcvbn import zxcvbn
 
+from api.clients import is_unicode_text
 from api.errors import AuthError, ErrorCode
 
 MIN_PASSWORD_LENGTH = 8
@@ -55,16 +56,6 @@ def _refuse(field: str, reason: str, message: str) -> AuthError:
     return AuthError(ErrorCode.BAD_USER_INPUT, message, field=field, reason=reason)
 
 
-def is_unicode_text(text: str) -> bool:
-    """No lone surrogate: what a command line makes of bytes that are not UTF-8, and which
-    argon2, the database and every encoder refuse."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def validate_password(
     password: str, field: str = "password", user_inputs: Iterable[str] = ()
 ) -> None:
@@ -83,7 +74,7 @@ def validate_password(
         )
     if "\x00" in password:
         raise _refuse(field, "forbidden_character", "The password cannot contain NUL characters.")
-    if not password.isascii() and not is_unicode_text(password):
+    if not is_unicode_text(password):
         raise _refuse(field, "forbidden_character", "The password must be Unicode text.")
     words = [word for value in user_inputs for word in _words_of(value)]
     estimate = zxcvbn(password[:STRENGTH_CHECKED_LENGTH], user_inputs=words)

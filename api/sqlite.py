@@ -491,6 +491,10 @@ def lock_file(db_file: Path) -> Path:
     return db_file.with_name(db_file.name + ".lock")
 
 
+def _open_lock_file(db_file: Path) -> int:
+    return os.open(lock_file(db_file), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
 class InUse:
     """A shared lock on a database's lock file, held while a process has it open: every
     connection of every Keyturn process (each worker of `keyturn serve`, each command) holds
@@ -501,7 +505,7 @@ class InUse:
         if fcntl is None or not db_file.parent.is_dir():
             return
         try:
-            fd = os.open(lock_file(db_file), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = _open_lock_file(db_file)
         except OSError:
             return  # a folder it may not write in: reads and writes fail on their own
         fcntl.flock(fd, fcntl.LOCK_SH)  # waits out a migration that holds it exclusively
@@ -524,7 +528,7 @@ def exclusive_use(db_file: Path) -> Iterator[None]:
     if fcntl is None:
         yield
         return
-    fd = os.open(lock_file(db_file), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = _open_lock_file(db_file)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
