@@ -6,6 +6,7 @@ Throttle built from the same settings: exactly what another process would build.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 
@@ -101,6 +102,32 @@ async def test_a_success_on_either_instance_clears_the_account(
     for _ in range(2):
         await attempt(instance_a, "user@example.com", WRONG)
     assert not (await attempt(instance_a, "user@example.com", PASSWORD)).errors
+
+
+@pytest.mark.parametrize(
+    "no_verdict",
+    [AuthError(ErrorCode.SERVICE_UNAVAILABLE), RuntimeError("a bug"), asyncio.CancelledError()],
+    ids=["unavailable", "bug", "cancelled"],
+)
+async def test_attempts_that_ended_with_no_verdict_are_taken_back_in_redis(
+    instance_a: Harness, instance_b: Throttle, no_verdict: BaseException
+) -> None:
+    # The shared counters give back what such an attempt reserved, as the in-process ones do
+    # (tests/schema/test_outage.py): the failure and the lockout level it raised.
+    for _ in range(2):
+        assert (await attempt(instance_a, "user@example.com", WRONG)).codes == [
+            "INVALID_CREDENTIALS"
+        ]
+    for _ in range(6):  # each would have been the failure that fills the window
+        with pytest.raises(type(no_verdict)):
+            async with instance_b.login("user@example.com", ELSEWHERE):
+                raise no_verdict
+
+    assert (await attempt(instance_a, "user@example.com", WRONG)).codes == ["INVALID_CREDENTIALS"]
+    locked = await attempt(instance_a, "user@example.com", PASSWORD)
+    assert locked.codes == ["RATE_LIMITED"]
+    # The first lockout of the day, one window long: no level was left raised.
+    assert 0 < retry_after(locked) <= instance_a.settings.login_failure_window
 
 
 async def test_an_unreachable_redis_answers_service_unavailable(
