@@ -1,5 +1,5 @@
 import { describeDevice } from "./devices.js";
-import { h, humanize, Pager, table, time } from "./dom.js";
+import { h, humanize, Pager, sessionTag, table, time } from "./dom.js";
 
 const EVENTS = `query AuditEvents($userId: ID, $kinds: [String!], $after: String) {
   auditEvents(userId: $userId, kinds: $kinds, first: 50, after: $after) {
@@ -81,13 +81,14 @@ export async function auditView({ auth, fail }, { params }) {
     });
     results.replaceChildren(
       table({
-        columns: ["Time", "Event", "User", "By", "Address", "Device", "Detail"],
+        columns: ["Time", "Event", "User", "By", "Session", "Address", "Device", "Detail"],
         rows: auditEvents.edges.map(({ node }) => ({
           cells: [
             time(node.createdAt),
             h("span", { class: `kind kind-${node.kind}`, title: node.kind }, humanize(node.kind)),
             userLink(node.user),
             node.actor ? userLink(node.actor) : h("span", { class: "muted" }, "—"),
+            sessionTag(node.sessionId),
             node.ipAddress ?? h("span", { class: "muted" }, "—"),
             node.userAgent
               ? h("span", { title: node.userAgent }, describeDevice(node.userAgent))

@@ -40,6 +40,15 @@ export function time(iso, none = "never") {
   return h("time", { datetime: iso, title: date.toISOString() }, format.format(date));
 }
 
+/**
+ * A session's id, shortened to its first 8 digits (the whole id in its title): what ties an
+ * audit event to the session it is about on the user's page.
+ */
+export function sessionTag(id) {
+  if (!id) return h("span", { class: "muted" }, "—");
+  return h("code", { class: "session-id", title: id }, id.slice(0, 8));
+}
+
 /** A table whose cells carry their column name, so narrow screens can show rows as cards. */
 export function table({ caption, columns, rows, empty }) {
   if (rows.length === 0) return h("p", { class: "empty" }, empty);

@@ -1,5 +1,5 @@
 import { describeDevice } from "./devices.js";
-import { h, Pager, table, time } from "./dom.js";
+import { h, Pager, sessionTag, table, time } from "./dom.js";
 import { roleLabel, statusBadge } from "./users.js";
 
 const USER = `query User($id: ID!) {
@@ -188,6 +188,7 @@ export async function userView({ auth, fail, notify, confirm }, { id }) {
       h("strong", {}, describeDevice(session.userAgent)),
       session.isCurrent && h("span", { class: "badge current" }, "This console"),
       session.userAgent && h("span", { class: "ua", title: session.userAgent }, session.userAgent),
+      h("span", { class: "ua" }, "Session ", sessionTag(session.id)),
     );
     const revoke =
       session.status === "ACTIVE"

@@ -251,6 +251,39 @@ def test_the_audit_log_is_filtered_by_user_and_kind(page: Page, server: KeyturnS
     expect(page.get_by_role("row").filter(has_text="User created")).to_have_count(0)
 
 
+def test_an_audit_event_names_the_session_the_user_page_lists(
+    page: Page, server: KeyturnServer
+) -> None:
+    email = new_email("ended")
+    server.create_user(email)
+    session_id = server.login(email, user_agent=FIREFOX_ON_LINUX, address="203.0.113.60")[
+        "session"
+    ]["id"]
+    server.login(email, user_agent=SAFARI_ON_IOS, address="203.0.113.61")
+    ended = server.gql(
+        "mutation ($id: ID!) { revokeSession(sessionId: $id) { status } }",
+        {"id": session_id},
+        token=server.admin_token(),
+    )
+    assert ended["data"]["revokeSession"]["status"] == "REVOKED", ended
+
+    sign_in(page)
+    page.get_by_role("link", name="Audit log", exact=True).click()
+    page.get_by_label("Kind").select_option("session_revoked")
+    page.get_by_role("button", name="Filter").click()
+    event = page.get_by_role("row").filter(has_text=email)
+    expect(event).to_have_count(1)
+    tag = event.get_by_role("cell").filter(has=page.locator("code.session-id"))
+    expect(tag).to_have_text(session_id[:8])
+    expect(tag.locator("code")).to_have_attribute("title", session_id)
+
+    # The same short id marks that session, and only that one, on the user's page.
+    open_user(page, email)
+    page.get_by_label("Show").select_option(label="All sessions")
+    expect(session_row(page, "203.0.113.60")).to_contain_text(f"Session {session_id[:8]}")
+    expect(session_row(page, "203.0.113.61")).not_to_contain_text(session_id[:8])
+
+
 def test_an_unknown_email_in_the_audit_filter_says_so(page: Page) -> None:
     sign_in(page)
     page.get_by_role("link", name="Audit log", exact=True).click()
