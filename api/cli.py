@@ -23,6 +23,7 @@ from tortoise import Tortoise
 from api import accounts, maintenance
 from api.db import is_unavailable, sqlite_path, tortoise_config
 from api.errors import AuthError
+from api.logs import server_log_config
 from api.migrations import DatabaseUnavailable, MigrationError, migrate, pending_migrations
 from api.passwords import Passwords
 from api.revocation import announce_user_revoked
@@ -221,7 +222,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         # uvicorn's access log prints query strings, where a GraphQL GET carries variables;
         # Keyturn writes its own access line (path only) as `keyturn.access`.
         access_log=False,
-        log_level="info",
+        log_config=server_log_config(),
     )
 
 
