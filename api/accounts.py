@@ -24,7 +24,7 @@ from models import Session as SessionRow
 from models import User as UserRow
 from models.audit import record_event
 from models.sessions import revoke_session
-from models.users import bump_token_version, count_admins_for_update
+from models.users import bump_token_version, lock_with_admins
 
 REASON_ADMIN = "admin"
 
@@ -157,18 +157,23 @@ async def revoke_user_sessions_by_email(email: str, clock: Clock = utc_now) -> U
     return user
 
 
-async def _keep_an_admin(user: UserRow) -> None:
-    """Refuse to remove the last active admin: an installation must never lock itself out."""
-    if user.role is Role.ADMIN and user.is_active and await count_admins_for_update(user.id) == 0:
-        raise bad_input("userId", "This is the last active admin: promote another user first.")
+async def _locked_user(uid: uuid.UUID, *, removing_an_admin: bool = False) -> UserRow:
+    """The user row, locked until the transaction ends (PostgreSQL), or NOT_FOUND.
 
-
-async def _locked_user(uid: uuid.UUID) -> UserRow:
-    """The user row, locked until the transaction ends (PostgreSQL), or NOT_FOUND."""
-    user = await UserRow.filter(id=uid).select_for_update().first()
-    if user is None:
+    `removing_an_admin` (a deactivation or a demotion) locks the other active admins too, and
+    refuses to remove the last one: an installation must never lock itself out.
+    """
+    if not removing_an_admin:
+        user = await UserRow.filter(id=uid).select_for_update().first()
+        if user is None:
+            raise AuthError(ErrorCode.NOT_FOUND, "No such user.")
+        return user
+    found, other_admins = await lock_with_admins(uid)
+    if found is None:
         raise AuthError(ErrorCode.NOT_FOUND, "No such user.")
-    return user
+    if found.role is Role.ADMIN and found.is_active and other_admins == 0:
+        raise bad_input("userId", "This is the last active admin: promote another user first.")
+    return found
 
 
 async def set_user_active(
@@ -178,11 +183,9 @@ async def set_user_active(
     uid = parse_id(user_id, "userId")
     now = kt.clock()
     async with in_transaction():
-        user = await _locked_user(uid)
+        user = await _locked_user(uid, removing_an_admin=not is_active)
         if user.is_active == is_active:
             return user
-        if not is_active:
-            await _keep_an_admin(user)
         await UserRow.filter(id=uid).update(is_active=is_active, updated_at=now)
         user.is_active = is_active
         if not is_active:
@@ -201,11 +204,9 @@ async def set_user_role(
     uid = parse_id(user_id, "userId")
     now = kt.clock()
     async with in_transaction():
-        user = await _locked_user(uid)
+        user = await _locked_user(uid, removing_an_admin=role is not Role.ADMIN)
         if user.role is role:
             return user
-        if role is not Role.ADMIN:
-            await _keep_an_admin(user)
         previous = user.role
         await UserRow.filter(id=uid).update(role=role, updated_at=now)
         user.role = role

@@ -9,7 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from tortoise import BaseDBAsyncClient, fields
-from tortoise.expressions import F
+from tortoise.expressions import F, Q
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
@@ -197,15 +197,23 @@ async def _searched_page(text: str, first: int, after_email: str) -> list[User]:
     return [decode(User, row, "") for row in rows]
 
 
-async def count_admins_for_update(excluding: uuid.UUID) -> int:
-    """Active admins other than `excluding`, their rows locked until the transaction ends.
+async def lock_with_admins(uid: uuid.UUID) -> tuple[User | None, int]:
+    """The user `uid` and the count of the other active admins, all their rows locked until
+    the transaction ends, in one statement and in the order of their ids.
 
-    SQLite has no row locks; its single writer serialises the transactions instead.
+    Two admins removing each other at once must lock the same rows in the same order, or
+    PostgreSQL ends one of them as a deadlock; locking the target first and the others after
+    took them in opposite orders. (SQLite has no row locks; its single writer serialises the
+    transactions instead.)
     """
-    ids = (
-        await User.filter(role=Role.ADMIN, is_active=True)
-        .exclude(id=excluding)
+    rows = (
+        await User.filter(Q(id=uid) | Q(role=Role.ADMIN, is_active=True))
+        .order_by("id")
         .select_for_update()
-        .values_list("id", flat=True)
     )
-    return len(ids)
+    target = next((row for row in rows if row.id == uid), None)
+    return target, len(rows) - (target is not None and _is_active_admin(target))
+
+
+def _is_active_admin(user: User) -> bool:
+    return user.role is Role.ADMIN and user.is_active
