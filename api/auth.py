@@ -393,7 +393,6 @@ async def change_password(
             client,
             user_id=user.id,
             session_id=result.session.id,
-            actor_id=user.id,
         )
     kt.access.forget_user(user.id)
     return result
@@ -417,7 +416,6 @@ async def revoke_my_session(
                 client,
                 user_id=principal.user_id,
                 session_id=sid,
-                actor_id=principal.user_id,
             )
         await session.refresh_from_db()
     kt.access.forget_session(sid)
