@@ -377,7 +377,18 @@ async def change_password(
     if len(current) > MAX_PASSWORD_LENGTH or not await kt.passwords.verify(
         user.password_hash, current
     ):
-        raise AuthError(ErrorCode.INVALID_CREDENTIALS)
+        # A failed password check of this account, as a wrong login is, with the session whose
+        # access token tried: the one to end should it be stolen.
+        async with in_transaction():
+            await _audit(
+                AuditKind.LOGIN_FAILED,
+                kt.clock(),
+                client,
+                user_id=user.id,
+                session_id=principal.session_id,
+                detail={"reason": "wrong_current_password"},
+            )
+        raise AuthError(ErrorCode.INVALID_CREDENTIALS, "The current password is wrong.")
     validate_password(new, field="newPassword", user_inputs=[user.email])
     new_hash = await kt.passwords.hash(new)
     now = kt.clock()

@@ -178,9 +178,14 @@ class Throttle:
             yield
 
     @asynccontextmanager
-    async def password_change(self, user_id: uuid.UUID, client: ClientInfo) -> AsyncIterator[None]:
-        """Around one changePassword field: wrong current passwords lock like failed logins."""
-        async with self._password_attempt(account_key("user", str(user_id)), client, user=user_id):
+    async def password_change(
+        self, user_id: uuid.UUID, email: str, client: ClientInfo
+    ) -> AsyncIterator[None]:
+        """Around one changePassword field: a wrong current password is a failed login of
+        that account, on the same counter, so a stolen access token adds no guesses to the
+        ones `login` allows."""
+        account = account_key("email", normalize_email(email))
+        async with self._password_attempt(account, client, user=user_id):
             yield
 
     @asynccontextmanager

@@ -138,7 +138,8 @@ class AuthMutation:
     ) -> AuthPayload:
         ctx = info.context
         principal = await ctx.principal()
-        async with ctx.kt.throttle.password_change(principal.user_id, ctx.client):
+        throttle = ctx.kt.throttle
+        async with throttle.password_change(principal.user_id, principal.account.email, ctx.client):
             result = await auth.change_password(
                 ctx.kt, principal, current_password, new_password, ctx.client
             )

@@ -346,27 +346,57 @@ async def test_refresh_is_limited_per_address(app_factory: AppFactory) -> None:
     assert 0 < retry_after(refused) <= 60
 
 
+CHANGE_PASSWORD = """
+  mutation ($c: String!, $n: String!) {
+    changePassword(currentPassword: $c, newPassword: $n, refreshTokenDelivery: BODY) {
+      accessToken
+    }
+  }
+"""
+
+
 async def test_wrong_current_passwords_lock_change_password(app_factory: AppFactory) -> None:
     api = await app_factory(login_max_failures_per_account=2)
     await api.create_user()
     token = (await api.login())["accessToken"]
-    change = """
-      mutation ($c: String!, $n: String!) {
-        changePassword(currentPassword: $c, newPassword: $n, refreshTokenDelivery: BODY) {
-          accessToken
-        }
-      }
-    """
 
     # A refused new password proves the current one: it does not count.
     for _ in range(3):
-        weak = await api.gql(change, {"c": PASSWORD, "n": "password1"}, token=token)
+        weak = await api.gql(CHANGE_PASSWORD, {"c": PASSWORD, "n": "password1"}, token=token)
         assert weak.codes == ["BAD_USER_INPUT"]
     for _ in range(2):
-        wrong = await api.gql(change, {"c": WRONG, "n": "a brand new passphrase"}, token=token)
+        variables = {"c": WRONG, "n": "a brand new passphrase"}
+        wrong = await api.gql(CHANGE_PASSWORD, variables, token=token)
         assert wrong.codes == ["INVALID_CREDENTIALS"]
-    locked = await api.gql(change, {"c": PASSWORD, "n": "a brand new passphrase"}, token=token)
+        assert wrong.errors[0]["message"] == "The current password is wrong."
+    variables = {"c": PASSWORD, "n": "a brand new passphrase"}
+    locked = await api.gql(CHANGE_PASSWORD, variables, token=token)
     assert retry_after(locked) > 0
+
+
+async def test_change_password_and_login_guesses_share_one_counter(
+    app_factory: AppFactory,
+) -> None:
+    # They had a counter each: a stolen access token added the limit's guesses through
+    # changePassword to those login allows, and none of them was in the audit log.
+    api = await app_factory(login_max_failures_per_account=2)
+    user = await api.create_user()
+    signed_in = await api.login()
+    variables = {"c": WRONG, "n": "a brand new passphrase"}
+    wrong = await api.gql(CHANGE_PASSWORD, variables, token=signed_in["accessToken"])
+    assert wrong.codes == ["INVALID_CREDENTIALS"]
+    assert (await attempt(api, "user@example.com", WRONG)).codes == ["INVALID_CREDENTIALS"]
+
+    assert retry_after(await attempt(api, "user@example.com", PASSWORD)) > 0
+    variables = {"c": PASSWORD, "n": "a brand new passphrase"}
+    locked = await api.gql(CHANGE_PASSWORD, variables, token=signed_in["accessToken"])
+    assert retry_after(locked) > 0
+
+    # The guess is a failed password check of the account, with the session that tried it.
+    guessed = await AuditEvent.get(
+        kind="login_failed", user_id=user.id, session_id=signed_in["session"]["id"]
+    )
+    assert guessed.detail == {"reason": "wrong_current_password"}
 
 
 async def test_a_full_hashing_queue_answers_rate_limited(
