@@ -23,8 +23,8 @@ from models import AuditKind, Role
 from models import Session as SessionRow
 from models import User as UserRow
 from models.audit import record_event
-from models.sessions import revoke_session
-from models.users import bump_token_version, lock_with_admins
+from models.sessions import bump_token_version, revoke_session
+from models.users import lock_with_admins
 
 REASON_ADMIN = "admin"
 

@@ -28,11 +28,12 @@ from models.ids import random_uuid
 from models.sessions import (
     Rotation,
     active_sessions,
+    bump_token_version,
     revoke_session,
     rotate_refresh_token,
     session_with_user,
 )
-from models.users import bump_token_version, normalize_email
+from models.users import normalize_email
 
 REASON_LOGOUT = "logout"
 REASON_REUSE = "reuse_detected"

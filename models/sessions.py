@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Any, cast
 
 from tortoise import fields
-from tortoise.expressions import Q
+from tortoise.expressions import F, Q
 from tortoise.functions import Count
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
@@ -62,22 +62,46 @@ class SessionStatus(StrEnum):
     REVOKED = "revoked"
 
 
-# A session ended by a bump of its user's token_version has no row of its own that says so.
+# A session ended by a bump of its user's token_version.
 VERSION_BUMP_REASON = "sessions_revoked"
 
 
+async def bump_token_version(user_id: uuid.UUID, now: datetime) -> int:
+    """Raise the user's token_version by one in SQL (no lost updates); returns the new value.
+
+    That one write ends every session that began at an older version, whatever their number:
+    the access check and refresh compare versions. In the same transaction, the sessions it
+    ended while they were live get their `revoked_at` (now) and reason for the listings, so
+    that one that had already expired stays EXPIRED and one it ended says when.
+    """
+    await User.filter(id=user_id).update(token_version=F("token_version") + 1, updated_at=now)
+    version = (await User.get(id=user_id).only("id", "token_version")).token_version
+    await Session.filter(
+        user_id=user_id,
+        token_version=version - 1,
+        revoked_at__isnull=True,
+        expires_at__gt=now,
+        absolute_expires_at__gt=now,
+    ).update(revoked_at=now, revoked_reason=VERSION_BUMP_REASON)
+    return version
+
+
 def session_status(session: Session, user_token_version: int, now: datetime) -> SessionStatus:
-    if session.revoked_at is not None or session.token_version != user_token_version:
+    """REVOKED when revoked (a bump stamps the sessions it ends); EXPIRED past either expiry;
+    REVOKED too when its version is not its user's (a login that raced a bump); else ACTIVE."""
+    if session.revoked_at is not None:
         return SessionStatus.REVOKED
     if now >= session.expires_at or now >= session.absolute_expires_at:
         return SessionStatus.EXPIRED
+    if session.token_version != user_token_version:
+        return SessionStatus.REVOKED
     return SessionStatus.ACTIVE
 
 
-def revoked_reason(session: Session, user_token_version: int) -> str | None:
+def revoked_reason(session: Session, user_token_version: int, now: datetime) -> str | None:
     if session.revoked_reason is not None:
         return session.revoked_reason
-    if session.token_version != user_token_version:
+    if session_status(session, user_token_version, now) is SessionStatus.REVOKED:
         return VERSION_BUMP_REASON
     return None
 
@@ -348,12 +372,13 @@ async def count_active_sessions(
 
 def status_filter(statuses: set[SessionStatus], user_token_version: int, now: datetime) -> Q:
     """The rows whose derived status is one of `statuses` (see `session_status`)."""
-    live = Q(revoked_at__isnull=True, token_version=user_token_version)
+    not_revoked = Q(revoked_at__isnull=True)
     unexpired = Q(expires_at__gt=now, absolute_expires_at__gt=now)
+    current = Q(token_version=user_token_version)
     parts = {
-        SessionStatus.ACTIVE: live & unexpired,
-        SessionStatus.EXPIRED: live & ~unexpired,
-        SessionStatus.REVOKED: ~live,
+        SessionStatus.ACTIVE: not_revoked & unexpired & current,
+        SessionStatus.EXPIRED: not_revoked & ~unexpired,
+        SessionStatus.REVOKED: ~not_revoked | (not_revoked & unexpired & ~current),
     }
     return Q(*(parts[status] for status in statuses), join_type=Q.OR)
 

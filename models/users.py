@@ -5,11 +5,10 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 from enum import StrEnum
 
 from tortoise import BaseDBAsyncClient, fields
-from tortoise.expressions import F, Q
+from tortoise.expressions import Q
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
@@ -44,16 +43,6 @@ class User(Model):
 
 def normalize_email(email: str) -> str:
     return email.strip().lower()
-
-
-async def bump_token_version(user_id: uuid.UUID, now: datetime) -> int:
-    """Raise the user's token_version by one in SQL (no lost updates); returns the new value.
-
-    Every session that began at an older version is revoked by this single write.
-    """
-    await User.filter(id=user_id).update(token_version=F("token_version") + 1, updated_at=now)
-    user = await User.get(id=user_id).only("id", "token_version")
-    return user.token_version
 
 
 def search_users(search: str | None) -> QuerySet[User]:

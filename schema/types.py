@@ -115,7 +115,7 @@ class Session:
             ip_address=row.ip_address,
             user_agent=row.user_agent,
             revoked_at=row.revoked_at,
-            revoked_reason=revoked_reason(row, user_token_version),
+            revoked_reason=revoked_reason(row, user_token_version, now),
             user_id=row.user_id,
         )
 

@@ -31,7 +31,7 @@ USER_SESSIONS = """
 query ($id: ID!, $status: [SessionStatus!]!, $first: Int!, $after: String) {
   userSessions(userId: $id, status: $status, first: $first, after: $after) {
     totalCount pageInfo { hasNextPage endCursor }
-    edges { node { id status revokedReason isCurrent userAgent ipAddress
+    edges { node { id status revokedAt revokedReason isCurrent userAgent ipAddress
                    user { email activeSessionCount } } }
   }
 }
@@ -317,13 +317,33 @@ async def test_user_sessions_filter_by_derived_status(
     assert everything["Active"]["user"]["activeSessionCount"] == 1
     assert everything["Active"]["isCurrent"] is False
 
-    # A tokenVersion bump ends the active one: it lists as REVOKED, reason sessions_revoked.
+    # A tokenVersion bump ends the active one: it lists as REVOKED, reason sessions_revoked,
+    # with the bump's time. The one that had expired before stays EXPIRED: the bump did not
+    # end it (it listed as REVOKED, and the EXPIRED filter lost it).
+    api.clock.advance(60)
     await api.gql(REVOKE_USER, {"id": str(user.id)}, token=admin_token)
     assert await listed("ACTIVE") == {}
     now_revoked = await listed("REVOKED")
+    assert set(now_revoked) == {"Revoked", "Active"}
     assert now_revoked["Active"]["revokedReason"] == "sessions_revoked"
     assert now_revoked["Active"]["status"] == "REVOKED"
+    assert now_revoked["Active"]["revokedAt"] == api.clock.now.isoformat()
     assert active["session"]["id"] == now_revoked["Active"]["id"]
+    expired = (await listed("EXPIRED"))["Expired"]
+    assert (expired["status"], expired["revokedAt"], expired["revokedReason"]) == (
+        "EXPIRED",
+        None,
+        None,
+    )
+
+    # A session whose version is not its user's but carries no stamp (a login that raced the
+    # bump, or a row from before bumps stamped) is REVOKED while unexpired, then EXPIRED.
+    await SessionRow.filter(id=active["session"]["id"]).update(revoked_at=None, revoked_reason=None)
+    unstamped = (await listed("REVOKED"))["Active"]
+    assert (unstamped["status"], unstamped["revokedReason"]) == ("REVOKED", "sessions_revoked")
+    api.clock.advance(8 * 86400)
+    admin_token = (await api.login(ADMIN_EMAIL))["accessToken"]
+    assert set(await listed("EXPIRED")) == {"Expired", "Active"}
 
 
 async def test_user_sessions_paging_and_errors(

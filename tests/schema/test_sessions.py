@@ -43,8 +43,9 @@ async def alive(api: Harness, login: dict[str, Any]) -> tuple[bool, bool]:
 async def status_of(api: Harness, session_id: str) -> tuple[SessionStatus, str | None]:
     row = await SessionRow.get(id=session_id)
     user = await UserRow.get(id=row.user_id)
-    return session_status(row, user.token_version, api.clock()), revoked_reason(
-        row, user.token_version
+    now = api.clock()
+    return session_status(row, user.token_version, now), revoked_reason(
+        row, user.token_version, now
     )
 
 
