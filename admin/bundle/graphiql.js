@@ -38,21 +38,57 @@ const DEFAULT_QUERY = `# Keyturn GraphiQL
 }
 `;
 
-// GraphiQL keeps tabs and query history in localStorage, with each query's headers. Headers
-// carry bearer tokens, so they are blanked before anything is written there.
+// GraphiQL keeps tabs and query history in localStorage, with each query's headers and
+// variables. Headers carry bearer tokens, and a login run here carries a password, in its text
+// or its variables: headers are blanked, and password arguments and variables emptied, before
+// anything is written there. The query is kept, so history still shows and reruns it.
 const NAMESPACE = "graphiql:";
-function withoutHeaders(value) {
+const PASSWORD_NAME = /password/i;
+// `password: "…"`, `currentPassword: """…"""` in a document's text (GraphQL string literals).
+const PASSWORD_ARGUMENT =
+  /\b(\w*[Pp]assword)(\s*:\s*)("""[\s\S]*?"""|"(?:[^"\\\n]|\\.)*")/g;
+
+function queryWithoutPasswords(text) {
+  return text.replace(PASSWORD_ARGUMENT, '$1$2""');
+}
+
+function variablesWithoutPasswords(text) {
   try {
-    return JSON.stringify(JSON.parse(value), (key, item) => (key === "headers" ? null : item));
+    let found = false;
+    const blank = (key, item) => {
+      if (!PASSWORD_NAME.test(key) || typeof item !== "string") return item;
+      found = true;
+      return "";
+    };
+    const cleaned = JSON.stringify(JSON.parse(text), blank, 2);
+    return found ? cleaned : text; // the developer's own layout, when there was nothing to empty
   } catch {
-    return value; // not JSON: a query's text
+    // Half-typed JSON: empty what looks like a password's value all the same.
+    return text.replace(/("[^"]*password[^"]*"\s*:\s*)"(?:[^"\\]|\\.)*"?/gi, '$1""');
   }
 }
+
+function withoutSecrets(key, value) {
+  if (key === `${NAMESPACE}query`) return queryWithoutPasswords(value);
+  if (key === `${NAMESPACE}variables`) return variablesWithoutPasswords(value);
+  try {
+    return JSON.stringify(JSON.parse(value), (name, item) => {
+      if (name === "headers") return null;
+      if (typeof item !== "string") return item;
+      if (name === "query") return queryWithoutPasswords(item);
+      if (name === "variables") return variablesWithoutPasswords(item);
+      return item;
+    });
+  } catch {
+    return value; // neither: a setting such as the theme
+  }
+}
+
 const storage = {
   getItem: (key) => localStorage.getItem(key),
   setItem(key, value) {
     if (key === `${NAMESPACE}headers`) return;
-    localStorage.setItem(key, withoutHeaders(value));
+    localStorage.setItem(key, withoutSecrets(key, value));
   },
   removeItem: (key) => localStorage.removeItem(key),
   get length() {

@@ -11,7 +11,7 @@ from admin.graphiql import assets_installed
 from tests.admin.conftest import Watch
 from tests.admin.pages import sign_in
 from tests.admin.server import ADMIN_EMAIL, KeyturnServer
-from tests.conftest import IN_CI
+from tests.conftest import IN_CI, PASSWORD
 
 pytestmark = pytest.mark.skipif(
     not IN_CI and not assets_installed(),
@@ -72,3 +72,35 @@ def test_graphiql_sends_the_refresh_cookie_with_its_requests(page: Page) -> None
     result = run_in_graphiql(page, "mutation { refresh { user { email } } }")
 
     assert result == {"data": {"refresh": {"user": {"email": ADMIN_EMAIL}}}}
+
+
+VARIABLES_EDITOR = '.monaco-editor[data-uri$="variables.json"]'
+
+
+def test_a_login_run_in_graphiql_leaves_no_password_in_the_browser(
+    page: Page, server: KeyturnServer
+) -> None:
+    # GraphiQL's opening tab suggests running `login` here. Its saved tabs and history kept
+    # the password, in the document's text or in the variables, on the console's origin.
+    email = "graphiql-login@example.com"
+    server.create_user(email)
+    page.goto("/graphql")
+    literal = (
+        f'mutation {{ login(input: {{email: "{email}", password: "{PASSWORD}", '
+        "refreshTokenDelivery: BODY}) { user { email } } }"
+    )
+    assert run_in_graphiql(page, literal) == {"data": {"login": {"user": {"email": email}}}}
+
+    page.get_by_role("button", name="Variables").click()
+    page.locator(VARIABLES_EDITOR).click()
+    page.keyboard.type(f'{{"input": {{"email": "{email}", "password": "{PASSWORD}"')
+    by_variables = "mutation ($input: LoginInput!) { login(input: $input) { user { email } } }"
+    assert run_in_graphiql(page, by_variables) == {"data": {"login": {"user": {"email": email}}}}
+    page.reload()  # and whatever GraphiQL writes as it leaves
+    expect(page.locator(QUERY_EDITOR)).to_be_visible()
+
+    stored = page.evaluate("JSON.stringify(localStorage)")
+    assert "login(input: $input)" in stored  # the history is kept...
+    assert email in stored
+    assert PASSWORD not in stored  # ...without the password
+    assert PASSWORD.replace(" ", "\\u00a0") not in stored
