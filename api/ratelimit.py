@@ -291,6 +291,16 @@ class Throttle:
         return await self._limiter.get_window_stats(item, key)
 
     async def _forgive(self, account: str) -> None:
+        """Clears the account's failures once its password was proven right.
+
+        It runs after the attempt's own work has committed (a login's session, a password
+        change): should the store fail here, that work stands and its answer goes out. The
+        failure it reserved then stays counted, until the next proven password clears it.
+        """
+        with contextlib.suppress(AuthError):
+            await self._clear_failures(account)
+
+    async def _clear_failures(self, account: str) -> None:
         async with self._store():
             level = await self._lockout_level(account)
             await self._limiter.clear(self._failures, account)

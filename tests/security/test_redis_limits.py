@@ -18,6 +18,7 @@ from api.errors import AuthError, ErrorCode
 from api.ratelimit import Throttle, deployment_key
 from tests.conftest import PASSWORD, AppFactory, Harness, port_open, require_service
 from tests.security.conftest import REFRESH, attempt, retry_after
+from tests.tcpproxy import TcpProxy
 
 REDIS_HOST = os.environ.get("KEYTURN_TEST_REDIS_HOST", "127.0.0.1")
 REDIS_PORT = int(os.environ.get("KEYTURN_TEST_REDIS_PORT", "6379"))
@@ -128,6 +129,31 @@ async def test_attempts_that_ended_with_no_verdict_are_taken_back_in_redis(
     assert locked.codes == ["RATE_LIMITED"]
     # The first lockout of the day, one window long: no level was left raised.
     assert 0 < retry_after(locked) <= instance_a.settings.login_failure_window
+
+
+async def test_a_proven_password_stands_when_the_store_fails_before_it_is_forgiven(
+    instance_a: Harness, redis_url: str
+) -> None:
+    # The attempt's work (a login's session, its audit event) has committed when the store
+    # is told to forget the account's failures. A store lost at that moment answered
+    # SERVICE_UNAVAILABLE: the client lost its tokens, and the session stayed behind unused.
+    proxy = TcpProxy(REDIS_HOST, REDIS_PORT)
+    await proxy.start()
+    through_proxy = redis_url.replace(f":{REDIS_PORT}/", f":{proxy.port}/")
+    settings = instance_a.settings.model_copy(update={"redis_url": through_proxy})
+    throttle = Throttle(settings, instance_a.clock)
+    try:
+        async with throttle.login("user@example.com", ELSEWHERE):
+            await proxy.stop()  # the password was right; then Redis goes away
+    finally:
+        await throttle.close()
+        await proxy.stop()
+    # The failure it reserved stays counted, until the next right password clears it.
+    for _ in range(2):
+        assert (await attempt(instance_a, "user@example.com", WRONG)).codes == [
+            "INVALID_CREDENTIALS"
+        ]
+    assert retry_after(await attempt(instance_a, "user@example.com", PASSWORD)) > 0
 
 
 async def test_an_unreachable_redis_answers_service_unavailable(
