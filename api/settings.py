@@ -92,7 +92,12 @@ def _split_csv(value: Any) -> Any:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="KEYTURN_", env_file=".env", extra="ignore", frozen=True
+        env_prefix="KEYTURN_",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+        # URLs carry passwords: a refused value is named, never repeated.
+        hide_input_in_errors=True,
     )
 
     env: Environment = Environment.DEVELOPMENT
@@ -145,6 +150,29 @@ class Settings(BaseSettings):
         if "*" in origins:
             raise ValueError("KEYTURN_CORS_ORIGINS cannot be '*': list the allowed origins")
         return [browser_origin(origin) for origin in origins]
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, url: str | None) -> str | None:
+        # Checked here so that a typo stops start-up with one line naming the setting; it was a
+        # traceback when the first Redis client was built (after `users revoke-sessions` had
+        # already committed). The reasons redis-py gives name no password.
+        if not url:
+            return None
+        from redis.asyncio.connection import parse_url as parse_redis_url
+
+        try:
+            parse_redis_url(url)
+        except ValueError as exc:
+            raise ValueError(f"KEYTURN_REDIS_URL is not a Redis URL: {exc}") from None
+        scheme = url.partition("://")[0]
+        database = urlsplit(url).path.strip("/") if scheme in ("redis", "rediss") else ""
+        if database and not database.isdigit():
+            raise ValueError(
+                "KEYTURN_REDIS_URL is not a Redis URL: its path must be a database number "
+                "(redis://host:6379/0)"
+            )
+        return url
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -176,6 +176,41 @@ def test_a_wildcard_cors_origin_is_refused(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 @pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:6379/0",
+        "not a url",
+        "redis://:s3cret-redis-pw@127.0.0.1:notaport/0",
+        "redis://127.0.0.1:6379/0?socket_timeout=abc",
+        "redis://127.0.0.1:6379/cache",
+    ],
+)
+def test_a_malformed_redis_url_is_refused_by_name_without_its_password(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    # Before, the first Redis client to be built raised a traceback: at start-up, or after
+    # `keyturn users revoke-sessions` had committed (which then exited 1).
+    monkeypatch.setenv("KEYTURN_REDIS_URL", url)
+    with pytest.raises(SettingsErrors) as exc:
+        Settings()
+    assert "KEYTURN_REDIS_URL is not a Redis URL" in refusal(exc)
+    assert "s3cret-redis-pw" not in refusal(exc)
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://127.0.0.1:6379/0", "rediss://:pw@cache.internal:6380", "redis://h/12"]
+)
+def test_redis_urls_are_accepted(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("KEYTURN_REDIS_URL", url)
+    assert Settings().redis_url == url
+
+
+def test_an_empty_redis_url_means_no_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEYTURN_REDIS_URL", "")
+    assert Settings().redis_url is None
+
+
+@pytest.mark.parametrize(
     "entry",
     [
         "null",  # every sandboxed frame's and data: page's origin
