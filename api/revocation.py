@@ -141,6 +141,7 @@ class RevocationBus:
             try:
                 await pubsub.subscribe(CHANNEL)
                 self._on_connected()
+                self._first_attempt.set()  # start() waits for no more than this
                 delay = RECONNECT_MIN
                 await self._read(pubsub)
             except (RedisError, OSError, TimeoutError) as exc:

@@ -7,6 +7,8 @@ every cached answer they concern at once, including an answer whose query was st
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 import uuid
 from typing import Any
 
@@ -14,9 +16,13 @@ import pytest
 
 from api import access
 from api.errors import AuthError
+from api.revocation import START_WAIT, RevocationBus
 from models import Session as SessionRow
 from models import User as UserRow
-from tests.conftest import Harness
+from tests.conftest import Harness, port_open, require_service
+
+REDIS_HOST = os.environ.get("KEYTURN_TEST_REDIS_HOST", "127.0.0.1")
+REDIS_PORT = int(os.environ.get("KEYTURN_TEST_REDIS_PORT", "6379"))
 
 
 async def check(api: Harness, token: str) -> str:
@@ -90,3 +96,18 @@ async def test_a_revocation_made_here_is_handed_to_the_broadcast(
     other = await api.login()
     await api.gql("mutation { logoutAll }", token=other["accessToken"])
     assert heard == [("session", uuid.UUID(login["session"]["id"])), ("user", user.id)]
+
+
+async def test_the_revocation_bus_starts_as_soon_as_it_has_subscribed(api: Harness) -> None:
+    # start() waits up to START_WAIT for its first attempt to subscribe, but a subscription
+    # that worked never said so: every process (each worker) started 2 s late with Redis up.
+    require_service("Redis", port_open(REDIS_HOST, REDIS_PORT))
+    bus = RevocationBus(f"redis://{REDIS_HOST}:{REDIS_PORT}/0", api.kt.access, 1.0)
+    started = time.monotonic()
+    try:
+        await bus.start()
+        elapsed = time.monotonic() - started
+        assert bus.connected
+        assert elapsed < START_WAIT / 2, elapsed
+    finally:
+        await bus.stop()
