@@ -50,6 +50,7 @@ from api.clock import Clock
 from api.counters import WindowCounters
 from api.errors import AuthError, ErrorCode
 from api.passwords import PasswordsBusy
+from api.redis_trouble import describe
 from api.settings import Settings
 from models import AuditKind
 from models import User as UserRow
@@ -387,7 +388,7 @@ class Throttle:
                 logger.warning(
                     "rate-limit store cannot be reached (%s): login, register, refresh and "
                     "changePassword answer SERVICE_UNAVAILABLE until it is back",
-                    type(exc.storage_error).__name__,
+                    describe(exc.storage_error),
                 )
             raise AuthError(ErrorCode.SERVICE_UNAVAILABLE) from None
         if self._store_down:

@@ -23,6 +23,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from api.access import AccessChecker
+from api.redis_trouble import describe
 
 logger = logging.getLogger("keyturn.revocation")
 
@@ -126,7 +127,7 @@ class RevocationBus:
                 logger.warning(
                     "cannot publish revocations to Redis (%s): other instances see them "
                     "within %ss through their database check",
-                    _describe(exc),
+                    describe(exc),
                     self._ttl,
                 )
             return
@@ -195,10 +196,6 @@ class RevocationBus:
             logger.warning(
                 "Redis unreachable (%s): revocations from other instances now take up to %ss "
                 "(the database check); reconnecting in the background",
-                _describe(exc),
+                describe(exc),
                 self._ttl,
             )
-
-
-def _describe(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__

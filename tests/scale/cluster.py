@@ -29,6 +29,7 @@ from tests.processes import (
 class RedisServer:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    password: str | None = None  # --requirepass
 
     @property
     def url(self) -> str:
@@ -48,6 +49,7 @@ class RedisServer:
                 "",
                 "--appendonly",
                 "no",
+                *(["--requirepass", self.password] if self.password else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -76,6 +78,7 @@ class Instance:
     log_path: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    password: str | None = None  # --requirepass
     client: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from collections.abc import AsyncIterator
 
 import pytest
@@ -17,6 +18,7 @@ from api.clients import ClientInfo
 from api.errors import AuthError, ErrorCode
 from api.ratelimit import Throttle, deployment_key
 from tests.conftest import PASSWORD, AppFactory, Harness, port_open, require_service
+from tests.scale.cluster import RedisServer
 from tests.security.conftest import REFRESH, attempt, retry_after
 from tests.tcpproxy import TcpProxy
 
@@ -179,3 +181,27 @@ async def test_an_unreachable_redis_answers_service_unavailable(
     assert len(warnings) == 1
     # What needs no throttle still works.
     assert (await api.gql("{ __typename }")).data == {"__typename": "Query"}
+
+
+@pytest.mark.parametrize("credentials", ["", ":not-the-password@"], ids=["none", "wrong"])
+async def test_refused_redis_credentials_are_named_as_a_setting_to_fix(
+    app_factory: AppFactory, caplog: pytest.LogCaptureFixture, credentials: str
+) -> None:
+    # Logged as "Redis unreachable" / "cannot be reached (AuthenticationError)": a setting to
+    # fix read as an outage to wait out.
+    require_service("redis-server", shutil.which("redis-server") is not None)
+    server = RedisServer(password="the-redis-password")
+    server.start()
+    try:
+        api = await app_factory(redis_url=f"redis://{credentials}127.0.0.1:{server.port}/0")
+        await api.create_user()
+        assert (await attempt(api, "user@example.com", PASSWORD)).codes == ["SERVICE_UNAVAILABLE"]
+    finally:
+        server.shutdown()
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("keyturn")]
+    named = [line for line in said if "refused the password or user in KEYTURN_REDIS_URL" in line]
+    assert {line.split(" (")[0] for line in named} == {
+        "Redis unreachable",
+        "rate-limit store cannot be reached",
+    }, said
+    assert not any("not-the-password" in line for line in said)
