@@ -58,10 +58,14 @@ class GraphQLView(GraphQL[Context, None]):
         try:
             if plain_json_post(request):
                 response = await self.post_json(request)
+            elif request.method not in ("GET", "HEAD", "POST"):
+                # JSON like every other refusal here (Starlette's own 405 is plain text).
+                response = http_error(405, "GraphQL is served over POST, and GET for queries.")
+                response.headers["Allow"] = "GET, POST"
             else:
                 response = await self.run(request)
         except HTTPException as exc:
-            response = http_error(exc.status_code, exc.reason)
+            response = http_error(exc.status_code, _clearer(exc.reason, request))
             if isinstance(exc.__cause__, InvalidOperationTypeError) and request.method == "GET":
                 # GraphQL over HTTP: a mutation sent with GET is 405, pointing at POST.
                 response.status_code = 405
@@ -117,11 +121,10 @@ class GraphQLView(GraphQL[Context, None]):
     ) -> GraphQLHTTPResponse:
         processed = await super().process_result(request, result)
         if is_request_error(result):
-            # Nothing ran: GraphQL over HTTP answers such a document 400, without `data`, to the
-            # clients that ask for application/graphql-response+json.
+            # Nothing ran, so the answer has no `data` (GraphQL spec, "Response"); GraphQL over
+            # HTTP answers it 400 to the clients that ask for application/graphql-response+json.
             request.state.graphql_request_error = True
-            if prefers_graphql_response(request):
-                processed.pop("data", None)
+            processed.pop("data", None)
         return processed
 
     async def render_graphql_ide(self, request: Request) -> Response:
@@ -224,6 +227,15 @@ def prefers_graphql_response(request: Request) -> bool:
         weights[media] = max(weight, weights.get(media, 0.0))
     wanted = weights.get(GRAPHQL_RESPONSE, 0.0)
     return wanted > 0 and wanted >= weights.get(JSON, 0.0)
+
+
+def _clearer(reason: str, request: Request) -> str:
+    """Strawberry's refusals, saying what to send instead."""
+    if reason == "Unsupported content type":
+        return "Unsupported content type: send GraphQL as application/json."
+    if request.method == "GET" and reason.startswith("Unable to parse request body as JSON"):
+        return "The variables or extensions parameter of this GET is not JSON."
+    return reason
 
 
 def http_error(status: int, message: str) -> Response:

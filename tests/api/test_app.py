@@ -71,6 +71,38 @@ async def test_a_mutation_over_get_is_refused(api: Harness) -> None:
     assert response.status_code < 500
 
 
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
+async def test_other_methods_are_refused_in_json_naming_the_allowed_ones(
+    api: Harness, method: str
+) -> None:
+    # Starlette's own 405 was plain text, the one refusal a client's response.json() threw on.
+    response = await api.client.request(method, "/graphql", json={"query": "{ __typename }"})
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
+    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/graphql", "text/plain", "application/x-www-form-urlencoded"]
+)
+async def test_an_unsupported_content_type_says_to_send_json(
+    api: Harness, content_type: str
+) -> None:
+    response = await api.client.post(
+        "/graphql", content=b"{ __typename }", headers={"Content-Type": content_type}
+    )
+    assert response.status_code == 400
+    assert "application/json" in response.json()["errors"][0]["message"]
+
+
+async def test_a_get_whose_variables_are_not_json_names_the_parameter(api: Harness) -> None:
+    response = await api.client.get(
+        "/graphql", params={"query": "{ __typename }", "variables": "notjson"}
+    )
+    assert response.status_code == 400
+    assert "variables" in response.json()["errors"][0]["message"]  # not "request body"
+
+
 async def test_graphiql_opens_in_a_browser_in_development(api: Harness) -> None:
     response = await api.client.get("/graphql", headers={"Accept": "text/html"})
     assert response.status_code == 200
