@@ -28,6 +28,7 @@ from api.settings import Settings
 from models.ids import random_hex
 
 access_logger = logging.getLogger("keyturn.access")
+cors_logger = logging.getLogger("keyturn.cors")
 
 MAX_BODY_BYTES = 64 * 1024
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -195,8 +196,21 @@ class CORS:
             if name.strip()
         }
         if origin is None or method not in CORS_METHODS or not requested <= set(CORS_HEADERS):
-            # Refused, and with no CORS header at all: the browser then blocks the request.
-            await send_json_error(send, 400, "This cross-origin request is not allowed.")
+            # Refused, and with no CORS header at all: the browser then blocks the request and
+            # shows its developer a generic CORS error. The log says which rule refused it.
+            if origin is None:
+                why = "its origin is not listed in KEYTURN_CORS_ORIGINS"
+            elif method not in CORS_METHODS:
+                why = f"it asks for the method {escape(method, 16)}"
+            else:
+                extra = ", ".join(sorted(requested - set(CORS_HEADERS)))
+                why = f"it asks for the headers {escape(extra, 100)}"
+            cors_logger.info(
+                "CORS preflight from %s refused: %s",
+                escape(headers.get("origin", "-"), 100),
+                why,
+            )
+            await send_json_error(send, 400, f"This cross-origin request is not allowed: {why}.")
             return
         response_headers = MutableHeaders(
             {

@@ -89,7 +89,7 @@ class AuthMutation:
         from_cookie = not isinstance(refresh_token, str)
         token = ctx.refresh_cookie() if from_cookie else refresh_token
         if token is None:
-            raise AuthError(ErrorCode.INVALID_REFRESH_TOKEN)
+            raise ctx.no_refresh_token()
         try:
             result = await auth.refresh(ctx.kt, token, ctx.client)
         except AuthError as exc:

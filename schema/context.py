@@ -117,6 +117,23 @@ class Context:
             return None
         return value
 
+    def no_refresh_token(self) -> AuthError:
+        """INVALID_REFRESH_TOKEN for a refresh with neither argument nor usable cookie, saying
+        which: a browser app that lost its cookie to the same-site or CSRF rule has nothing
+        else to go on."""
+        if self.request.cookies.get(REFRESH_COOKIE):
+            message = (
+                "The refresh_token cookie was not used: it counts only on a JSON POST whose "
+                "Origin is Keyturn's own or listed in KEYTURN_CORS_ORIGINS."
+            )
+        else:
+            message = (
+                "No refresh token: no refreshToken argument, and no refresh_token cookie came "
+                "with this request (a browser keeps it only when the app and Keyturn are on "
+                "the same site)."
+            )
+        return AuthError(ErrorCode.INVALID_REFRESH_TOKEN, message)
+
     def set_refresh_cookie(self, token: str) -> None:
         settings = self.kt.settings
         self.response.set_cookie(

@@ -8,6 +8,7 @@ and leave the session exactly as it was.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from typing import Any
 from urllib.parse import urlencode
@@ -122,6 +123,9 @@ def assert_refused(kind: str, response: httpx.Response) -> None:
         result = parsed(response)
         assert result.codes == ["INVALID_REFRESH_TOKEN"], result
         assert result.data is None
+        if "refresh" in response.request.content.decode():
+            # Said, for the developer whose browser app it is: which rule set the cookie aside.
+            assert "KEYTURN_CORS_ORIGINS" in result.errors[0]["message"], result
     else:
         assert 400 <= response.status_code < 500, response.text
 
@@ -318,16 +322,32 @@ async def test_an_allowed_origin_gets_credentialed_cors_answers(app_factory: App
     assert result.response.headers["access-control-allow-credentials"] == "true"
 
 
-# BUG (api/middleware.py, build_middleware, Starlette's CORSMiddleware as configured there):
-# with CORS origins configured, a foreign origin still gets `Access-Control-Allow-Credentials:
-# true` on every response, and its preflight gets Access-Control-Allow-Methods, -Allow-Headers,
-# -Max-Age and -Allow-Credentials (with a 400). DESIGN.md: origins that are not allowed get no
-# CORS headers at all. The two tests below fail until that is fixed.
-async def test_a_foreign_origin_preflight_gets_no_cors_headers(app_factory: AppFactory) -> None:
+# DESIGN.md: origins that are not allowed get no CORS headers at all (Starlette's
+# CORSMiddleware gave a foreign origin Access-Control-Allow-Credentials and the preflight's
+# -Allow-Methods, -Allow-Headers and -Max-Age; api/middleware.py's CORS gives none).
+async def test_a_foreign_origin_preflight_gets_no_cors_headers(
+    app_factory: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
     api = await app_factory(cors_origins=[APP_ORIGIN])
-    preflight = await api.client.options("/graphql", headers=preflight_headers(EVIL_ORIGIN))
+    with caplog.at_level(logging.INFO, logger="keyturn.cors"):
+        preflight = await api.client.options("/graphql", headers=preflight_headers(EVIL_ORIGIN))
     assert 400 <= preflight.status_code < 500
     assert access_control_headers(preflight) == {}
+    # The browser shows a generic CORS error: the answer and the log name the setting.
+    assert "KEYTURN_CORS_ORIGINS" in preflight.json()["errors"][0]["message"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "keyturn.cors"]
+    assert logged == [
+        f"CORS preflight from {EVIL_ORIGIN} refused: its origin is not listed in "
+        "KEYTURN_CORS_ORIGINS"
+    ]
+
+
+async def test_a_preflight_asking_for_other_headers_names_them(app_factory: AppFactory) -> None:
+    api = await app_factory(cors_origins=[APP_ORIGIN])
+    headers = {**preflight_headers(APP_ORIGIN), "Access-Control-Request-Headers": "x-tenant"}
+    preflight = await api.client.options("/graphql", headers=headers)
+    assert preflight.status_code == 400
+    assert "x-tenant" in preflight.json()["errors"][0]["message"]
 
 
 async def test_a_foreign_origin_post_gets_no_cors_headers(app_factory: AppFactory) -> None:
@@ -397,3 +417,10 @@ def test_cookie_rule(method: str, headers: dict[str, str], allowed: bool) -> Non
     # The rule on its own: the HTTP tests above never reach it for most content types, because
     # strawberry refuses them first; this is what still holds should that ever change.
     assert cookie_allowed(asgi_request(method, headers), [APP_ORIGIN]) is allowed
+
+
+async def test_a_refresh_with_no_token_at_all_says_no_cookie_came(api: Harness) -> None:
+    # What a browser app on another site sees: the browser never stored the cookie.
+    result = await api.gql("mutation { refresh { accessToken } }")
+    assert result.codes == ["INVALID_REFRESH_TOKEN"]
+    assert "no refresh_token cookie came with this request" in result.errors[0]["message"]
