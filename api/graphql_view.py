@@ -201,6 +201,10 @@ def graphql_request(
         raise HTTPException(
             400, "The GraphQL operation's `extensions` must be an object or null, if provided."
         )
+    if query is None and extensions and "persistedQuery" in extensions:
+        # Automatic persisted queries (a hash without the text): a 400 tells Apollo's link
+        # to stop trying them, and this tells its developer why.
+        raise HTTPException(400, "PersistedQueryNotSupported: send the query's text.")
     return query, variables, extensions
 
 

@@ -103,6 +103,16 @@ async def test_a_get_whose_variables_are_not_json_names_the_parameter(api: Harne
     assert "variables" in response.json()["errors"][0]["message"]  # not "request body"
 
 
+async def test_a_persisted_query_hash_alone_is_refused_as_unsupported(api: Harness) -> None:
+    apq = {"persistedQuery": {"version": 1, "sha256Hash": "ecf4edb46db40b5132295c0291d62fb6"}}
+    response = await api.client.post("/graphql", json={"extensions": apq})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["message"].startswith("PersistedQueryNotSupported")
+    # With its text, the extension is ignored and the query runs.
+    ran = await api.client.post("/graphql", json={"query": "{ __typename }", "extensions": apq})
+    assert ran.json() == {"data": {"__typename": "Query"}}
+
+
 async def test_graphiql_opens_in_a_browser_in_development(api: Harness) -> None:
     response = await api.client.get("/graphql", headers={"Accept": "text/html"})
     assert response.status_code == 200
