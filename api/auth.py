@@ -301,7 +301,10 @@ async def _refresh_judged(
         if (
             grace > 0
             and claims.token_id == session.previous_token_id
-            and now - session.rotated_at <= timedelta(seconds=grace)
+            # rotated_at is the rotation's whole second, as its token's iat: measured from
+            # there on whole seconds too, the window is never shorter than the setting (it was
+            # up to a second short: 0.14 s with a grace of 1).
+            and _whole_seconds(now) - session.rotated_at <= timedelta(seconds=grace)
         ):
             # A second tab or a retry: hand back the session's current pair, the very token the
             # winner received, so the session never has two live chains.

@@ -145,6 +145,19 @@ async def test_previous_token_inside_the_grace_window_gets_the_same_chain(
     assert (await rotate(api, winner["refreshToken"]))["refreshToken"]
 
 
+async def test_the_grace_window_is_never_shorter_than_the_setting(
+    api: Harness, user: UserRow
+) -> None:
+    # The rotation is stored on its whole second; measured from there with the exact time, a
+    # rotation late in its second left up to a second less than the setting.
+    login = await api.login()
+    api.clock.advance(0.9)
+    winner = await rotate(api, login["refreshToken"])
+    api.clock.advance(api.settings.refresh_reuse_grace - 0.2)  # inside the window, just
+    second_tab = await rotate(api, login["refreshToken"])
+    assert second_tab["refreshToken"] == winner["refreshToken"]
+
+
 async def test_previous_token_after_the_grace_window_revokes_the_session(
     api: Harness, user: UserRow
 ) -> None:
