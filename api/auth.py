@@ -270,7 +270,13 @@ async def _rotate(
     event = _event(
         AuditKind.REFRESHED, now, client, user_id=claims.user_id, session_id=claims.session_id
     )
-    rotated = await rotate_refresh_token(rotation, event)
+    try:
+        rotated = await rotate_refresh_token(rotation, event)
+    except BaseException:
+        # No answer, but the write may have committed all the same: its retry must not read
+        # as theft (api/lost_rotations.py).
+        kt.lost_rotations.remember(claims.session_id, claims.token_id, rotation.new_token_id)
+        raise
     if rotated is None:
         return None
     access_token, access_expires = kt.tokens.issue_access(
@@ -290,6 +296,7 @@ async def _refresh_judged(
 ) -> AuthResult:
     """A token that is not (or no longer) current: a race lost, a second tab, or a replay."""
     reuse_detected = False
+    lost = await kt.lost_rotations.written_for(claims.session_id, claims.token_id)
     async with in_transaction():
         session, user = _alive_or_refuse(await session_with_user(claims.session_id), claims, now)
         if claims.token_id == session.current_token_id:
@@ -308,6 +315,10 @@ async def _refresh_judged(
         ):
             # A second tab or a retry: hand back the session's current pair, the very token the
             # winner received, so the session never has two live chains.
+            return _issue(kt, user, session, now)
+        if claims.token_id == session.previous_token_id and lost == session.current_token_id:
+            # The retry of a rotation that committed while its answer was lost (the client
+            # heard SERVICE_UNAVAILABLE): its pair, which nobody has received yet.
             return _issue(kt, user, session, now)
 
         reuse_detected = await revoke_session(session.id, REASON_REUSE, now, user.token_version)

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from api.access import AccessChecker
 from api.clients import Network, parse_networks
 from api.clock import Clock, utc_now
+from api.lost_rotations import LostRotations
 from api.passwords import Passwords
-from api.ratelimit import Throttle
+from api.ratelimit import Throttle, deployment_key
 from api.revocation import RevocationBus
 from api.settings import Settings
 from api.tokens import TokenService
@@ -23,6 +24,7 @@ class Keyturn:
     clock: Clock
     trusted_proxies: tuple[Network, ...]
     throttle: Throttle
+    lost_rotations: LostRotations
     revocations: RevocationBus | None = None
 
     @classmethod
@@ -39,6 +41,9 @@ class Keyturn:
             clock=clock,
             trusted_proxies=parse_networks(settings.trusted_proxies),
             throttle=Throttle(settings, clock),
+            lost_rotations=LostRotations(
+                clock, settings.redis_url, deployment_key(settings.database_url)
+            ),
             revocations=(
                 RevocationBus(settings.redis_url, access, settings.revocation_cache_ttl)
                 if settings.redis_url
@@ -56,4 +61,5 @@ class Keyturn:
         if self.revocations is not None:
             await self.revocations.stop()
         await self.throttle.close()
+        await self.lost_rotations.close()
         self.passwords.close()

@@ -23,6 +23,7 @@ class TcpProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self._pipes: set[asyncio.Task[None]] = set()
         self.frozen = False
+        self.deaf = False
 
     async def start(self) -> None:
         """Listen, again on the same port after a `stop`."""
@@ -30,6 +31,7 @@ class TcpProxy:
 
     async def stop(self) -> None:
         """Refuse new connections and cut the open ones, as a dead network would."""
+        self.deaf = False
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -47,6 +49,11 @@ class TcpProxy:
         for pipe in self._pipes:
             pipe.cancel()
         await asyncio.gather(*self._pipes, return_exceptions=True)
+
+    def deafen(self) -> None:
+        """Carry what Keyturn sends, drop what PostgreSQL answers: a statement runs and commits,
+        and its answer never arrives (a connection lost after the commit). `stop` ends it."""
+        self.deaf = True
 
     async def thaw(self) -> None:
         """The network is back; what it held for too long is gone (reset)."""
@@ -67,15 +74,21 @@ class TcpProxy:
             client.transport.abort()
             return
         self._writers |= {client, server}
-        for reader, writer in ((client_reader, server), (server_reader, client)):
-            pipe = asyncio.create_task(self._pipe(reader, writer))
+        for reader, writer, answers in (
+            (client_reader, server, False),
+            (server_reader, client, True),
+        ):
+            pipe = asyncio.create_task(self._pipe(reader, writer, answers))
             self._pipes.add(pipe)
             pipe.add_done_callback(self._pipes.discard)
 
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, answers: bool
+    ) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while data := await reader.read(65536):
+                if answers and self.deaf:
+                    continue
                 writer.write(data)
                 await writer.drain()
         writer.transport.abort()

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
 
 from api.app import create_app
 from api.migrations import migrate
+from models import AuditEvent
 from models import Session as SessionRow
 from tests.conftest import (
     BASE_URL,
@@ -50,7 +54,8 @@ async def outage(pg_database: str | None, clock: FakeClock) -> AsyncIterator[Out
     proxy = TcpProxy(PG_HOST, PG_PORT)
     await proxy.start()
     settings = make_settings(
-        pg_url(pg_database, port=proxy.port),
+        # A statement whose answer never comes fails after 2 s, not asyncpg's 10.
+        pg_url(pg_database, port=proxy.port) + "?command_timeout=2",
         revocation_cache_ttl=0,
         login_max_failures_per_account=MAX_FAILURES,
     )
@@ -130,6 +135,51 @@ async def test_logins_the_outage_left_unjudged_do_not_lock_the_account(outage: O
     locked = await api.gql(LOGIN, right)
     assert locked.codes == ["RATE_LIMITED"]
     assert 0 < locked.errors[0]["extensions"]["retryAfter"] <= api.settings.login_failure_window
+
+
+async def test_a_refresh_whose_answer_was_lost_is_not_theft_when_retried(
+    outage: Outage,
+) -> None:
+    # The rotation commits, its answer is lost, the client hears SERVICE_UNAVAILABLE and
+    # retries with its token, as the docs say. By then that token was the previous one: after
+    # the grace window, reuse, and the session was revoked for an outage.
+    api = outage.api
+    await api.create_user()
+    login = await api.login()
+    # One rotation first: asyncpg prepares a statement the first time, and waits for that
+    # answer before it sends the statement itself.
+    warm = await api.gql(REFRESH, {"t": login["refreshToken"]})
+    login["refreshToken"] = warm.data["refresh"]["refreshToken"]
+    presented = unverified_claims(login["refreshToken"])["jti"]
+
+    outage.proxy.deafen()
+    lost = await api.gql(REFRESH, {"t": login["refreshToken"]})
+    assert lost.codes == ["SERVICE_UNAVAILABLE"]
+    await outage.proxy.stop()
+    await outage.proxy.start()
+    row = await SessionRow.get(id=login["session"]["id"])
+    assert str(row.previous_token_id) == presented  # it did commit
+
+    api.clock.advance(api.settings.refresh_reuse_grace + 60)
+    retried = await api.gql(REFRESH, {"t": login["refreshToken"]})
+    assert not retried.errors, retried.errors
+    # The pair the lost answer carried: nobody had its token.
+    handed = retried.data["refresh"]["refreshToken"]
+    assert unverified_claims(handed)["jti"] == str(row.current_token_id)
+    assert await AuditEvent.filter(kind="refresh_reuse_detected").count() == 0
+    assert not (await api.gql(REFRESH, {"t": handed})).errors  # and the chain goes on
+
+    # Only that one rotation: the same token again, now two rotations old, is reuse.
+    again = await api.gql(REFRESH, {"t": login["refreshToken"]})
+    assert again.codes == ["REFRESH_TOKEN_REUSED"]
+
+
+def unverified_claims(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    claims: dict[str, Any] = json.loads(
+        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    )
+    return claims
 
 
 async def test_a_database_dropped_under_the_service_is_unavailable(clock: FakeClock) -> None:
