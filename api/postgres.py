@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -49,6 +49,7 @@ from tortoise.connection import get_connections
 from tortoise.exceptions import IntegrityError, OperationalError
 
 HELD_CONNECTIONS = 4
+DEFAULT_WAIT_LIMIT = 5.0  # api/db.py's default `timeout`
 # Groups on their way at once, each on a held connection; a call that arrives while they are
 # busy goes out with the next. One: under load (16 clients) its groups were larger than with two
 # (about 6 rotations against 3.6), for less loop time per refresh, and the held
@@ -84,8 +85,10 @@ class _PooledTransaction(TransactionContextPooled):
 
     async def __aenter__(self) -> TransactionalDBClient:
         await self.ensure_connection()
-        pool = self.client._parent._pool
-        connection = await pool.acquire()
+        parent = cast(KeyturnAsyncpgClient, self.client._parent)
+        pool = parent._pool
+        assert pool is not None  # ensure_connection made it
+        connection = await pool.acquire(timeout=parent.wait_limit)
         self.client._connection = connection
         self.token = get_connections().set(self.connection_name, self.client)
         try:
@@ -96,6 +99,18 @@ class _PooledTransaction(TransactionContextPooled):
                 await pool.release(connection)
             raise
         return self.client
+
+
+class _BoundedPoolConnection(PoolConnectionWrapper[asyncpg.Connection]):
+    """tortoise's wrapper for one statement on a pooled connection, that waits for the
+    connection no longer than the client's `wait_limit` (tortoise's own waits for ever)."""
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        await self.ensure_connection()
+        client = cast(KeyturnAsyncpgClient, self.client)
+        assert client._pool is not None
+        self.connection = await client._pool.acquire(timeout=client.wait_limit)
+        return self.connection
 
 
 class KeyturnAsyncpgClient(AsyncpgDBClient):
@@ -109,9 +124,20 @@ class KeyturnAsyncpgClient(AsyncpgDBClient):
         self._slots = asyncio.Semaphore(self.may_hold) if self.may_hold else None
         self._grouped: list[_Grouped] = []  # fetch_grouped's calls not yet sent
         self._runner_tasks: set[asyncio.Task[None]] = set()
+        self._releasing: set[asyncio.Task[None]] = set()  # broken connections on their way back
 
     def _in_transaction(self) -> TransactionContext:
         return _PooledTransaction(TransactionWrapper(self), self._pool_init_lock)
+
+    def acquire_connection(self) -> PoolConnectionWrapper[asyncpg.Connection]:
+        return _BoundedPoolConnection(self, self._pool_init_lock)
+
+    @property
+    def wait_limit(self) -> float:
+        """The longest a statement waits for a connection: the URL's `timeout` (5 s by
+        default), which also bounds connecting one. Without it, a statement queued behind
+        others on a stalled network waited for each of them in turn (45 s for the 30th)."""
+        return float(self.extra.get("timeout", DEFAULT_WAIT_LIMIT))
 
     @property
     def may_hold(self) -> int:
@@ -196,12 +222,20 @@ class KeyturnAsyncpgClient(AsyncpgDBClient):
         """`fetch` on a held connection (waiting for one when all are busy), outside any
         transaction. Errors are tortoise's, as for any other statement."""
         try:
-            async with self._slots or contextlib.nullcontext():
-                held = await self._take() if self._slots is not None else None
-                if held is None:  # a pool too small to lend any, or closing
+            if self._slots is None:  # a pool too small to lend any
+                async with self.acquire_connection() as pooled:
+                    return await fetch(pooled)
+            async with asyncio.timeout(self.wait_limit):
+                await self._slots.acquire()
+            try:
+                async with asyncio.timeout(self.wait_limit):
+                    held = await self._take()
+                if held is None:  # closing
                     async with self.acquire_connection() as pooled:
                         return await fetch(pooled)
                 return await self._fetch_on(held, fetch)
+            finally:
+                self._slots.release()
         except asyncpg.PostgresError as exc:
             translated = _as_tortoise_error(exc)
             if translated is None:
@@ -218,8 +252,10 @@ class KeyturnAsyncpgClient(AsyncpgDBClient):
             raise
         except BaseException:
             # Lost, timed out or cancelled mid-statement: the pool knows how to wait for a
-            # cancellation to finish, or to drop a connection that is gone.
-            await self._put_back(held, usable=False)
+            # cancellation to finish, or to drop a connection that is gone. Not this caller's
+            # wait: on a stalled network the cancellation needs a connection of its own, and
+            # the caller's answer (SERVICE_UNAVAILABLE) waited for it, up to twice as long.
+            self._release_later(held)
             raise
         await self._put_back(held, usable=True)
         return rows
@@ -249,7 +285,14 @@ class KeyturnAsyncpgClient(AsyncpgDBClient):
             # began while it was busy: the pool is waiting for it).
             await self._pool.release(held)
 
+    def _release_later(self, held: PoolConnectionProxy) -> None:
+        release = asyncio.get_running_loop().create_task(self._put_back(held, usable=False))
+        self._releasing.add(release)
+        release.add_done_callback(self._releasing.discard)
+
     async def close(self) -> None:
+        if self._releasing:
+            await asyncio.wait(set(self._releasing))
         if self._runner_tasks:
             # What was asked for before the close runs, and its callers are answered.
             await asyncio.wait(set(self._runner_tasks))

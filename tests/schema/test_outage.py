@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -54,8 +56,9 @@ async def outage(pg_database: str | None, clock: FakeClock) -> AsyncIterator[Out
     proxy = TcpProxy(PG_HOST, PG_PORT)
     await proxy.start()
     settings = make_settings(
-        # A statement whose answer never comes fails after 2 s, not asyncpg's 10.
-        pg_url(pg_database, port=proxy.port) + "?command_timeout=2",
+        # A statement whose answer never comes fails after 2 s, not asyncpg's 10, and a
+        # connection is waited for 1 s, not 5.
+        pg_url(pg_database, port=proxy.port) + "?command_timeout=2&timeout=1",
         revocation_cache_ttl=0,
         login_max_failures_per_account=MAX_FAILURES,
     )
@@ -172,6 +175,31 @@ async def test_a_refresh_whose_answer_was_lost_is_not_theft_when_retried(
     # Only that one rotation: the same token again, now two rotations old, is reuse.
     again = await api.gql(REFRESH, {"t": login["refreshToken"]})
     assert again.codes == ["REFRESH_TOKEN_REUSED"]
+
+
+async def test_a_stalled_network_answers_every_waiting_request_within_its_bounds(
+    outage: Outage,
+) -> None:
+    # A network that swallows packets: statements wait for their command timeout (2 s here)
+    # and new connections for their connect timeout (1 s). Requests queued for a connection
+    # waited without a bound of their own, one after another: 30 checks answered in waves
+    # of three, the last after 45 s with the default timeouts.
+    api = outage.api
+    await api.create_user()
+    tokens = [(await api.login())["accessToken"] for _ in range(20)]
+    await outage.proxy.freeze()
+
+    async def timed(token: str) -> tuple[float, list[str]]:
+        started = time.monotonic()
+        result = await api.gql(ME, token=token)
+        return time.monotonic() - started, result.codes
+
+    answers = await asyncio.gather(*(timed(token) for token in tokens))
+    await outage.proxy.thaw()
+    assert {tuple(codes) for _, codes in answers} == {("SERVICE_UNAVAILABLE",)}
+    # Each waits for a connection (1 s) at most, then for its statement (2 s) at most.
+    slowest = max(elapsed for elapsed, _ in answers)
+    assert slowest < 1 + 2 + 1, str(sorted(round(elapsed, 1) for elapsed, _ in answers))
 
 
 def unverified_claims(token: str) -> dict[str, Any]:
