@@ -225,11 +225,13 @@ class KeyturnAsyncpgClient(AsyncpgDBClient):
             if self._slots is None:  # a pool too small to lend any
                 async with self.acquire_connection() as pooled:
                     return await fetch(pooled)
-            async with asyncio.timeout(self.wait_limit):
+            if self._slots.locked():  # a timer only where there is a wait
+                async with asyncio.timeout(self.wait_limit):
+                    await self._slots.acquire()
+            else:
                 await self._slots.acquire()
             try:
-                async with asyncio.timeout(self.wait_limit):
-                    held = await self._take()
+                held = await self._take()
                 if held is None:  # closing
                     async with self.acquire_connection() as pooled:
                         return await fetch(pooled)
@@ -274,7 +276,7 @@ class KeyturnAsyncpgClient(AsyncpgDBClient):
             return None
         await PoolConnectionWrapper(self, self._pool_init_lock).ensure_connection()
         assert self._pool is not None
-        proxy: PoolConnectionProxy = await self._pool.acquire()
+        proxy: PoolConnectionProxy = await self._pool.acquire(timeout=self.wait_limit)
         return proxy
 
     async def _put_back(self, held: PoolConnectionProxy, *, usable: bool) -> None:
