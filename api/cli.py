@@ -33,6 +33,9 @@ from models import User as UserRow
 
 logger = logging.getLogger("keyturn")
 
+# Seconds `serve` gives requests in flight to finish after SIGTERM (docs/deployment.md).
+SHUTDOWN_GRACE = 10
+
 EXIT_USAGE = 2
 
 
@@ -223,6 +226,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         # Keyturn writes its own access line (path only) as `keyturn.access`.
         access_log=False,
         log_config=server_log_config(),
+        # On SIGTERM, requests in flight finish, for this long at most: a client that never
+        # sends the rest of its body held the process up for as long as it stayed connected.
+        timeout_graceful_shutdown=SHUTDOWN_GRACE,
     )
 
 

@@ -1,18 +1,21 @@
-"""What `keyturn serve` writes to its log: every line with its time, an outage in one line each."""
+"""`keyturn serve` as a process: its log lines, and how it stops."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
+from api.cli import SHUTDOWN_GRACE
 from api.migrations import migrate
 from tests.conftest import PG_HOST, PG_PORT, pg_admin, pg_url, port_open, require_service
 from tests.processes import free_port, keyturn_env
@@ -22,6 +25,13 @@ KEYTURN = Path(sys.executable).with_name("keyturn")
 TIMED_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING|ERROR) [\w.]+: ")
 # What `serve` prints before the server starts: the hint to create a first admin.
 HINT = ("No admin yet.", "  .venv/bin/keyturn users create")
+
+
+@dataclass
+class Served:
+    base: str  # http://127.0.0.1:<port>
+    log: Path
+    process: asyncio.subprocess.Process
 
 
 async def until(check: Callable[[], Awaitable[bool]]) -> None:
@@ -34,7 +44,7 @@ async def until(check: Callable[[], Awaitable[bool]]) -> None:
 
 
 @asynccontextmanager
-async def serving(folder: Path, database_url: str) -> AsyncIterator[tuple[str, Path]]:
+async def serving(folder: Path, database_url: str) -> AsyncIterator[Served]:
     port = free_port()
     log = folder / "serve.log"
     with log.open("wb") as sink:
@@ -58,10 +68,16 @@ async def serving(folder: Path, database_url: str) -> AsyncIterator[tuple[str, P
 
     try:
         await until(up)
-        yield base, log
+        yield Served(base, log, process)
     finally:
-        process.terminate()
-        await process.wait()
+        if process.returncode is None:
+            process.terminate()
+            try:
+                async with asyncio.timeout(SHUTDOWN_GRACE + 10):
+                    await process.wait()
+            except TimeoutError:
+                process.kill()
+                await process.wait()
 
 
 def server_lines(log: Path) -> list[str]:
@@ -73,9 +89,9 @@ async def test_every_line_of_the_server_carries_its_time(tmp_path: Path) -> None
     # not tell when a worker started, stopped or died.
     url = f"sqlite://{tmp_path / 'k.sqlite3'}"
     await migrate(url)
-    async with serving(tmp_path, url) as (base, log), httpx.AsyncClient() as client:
-        assert (await client.get(f"{base}/readyz")).status_code == 200
-    lines = server_lines(log)
+    async with serving(tmp_path, url) as served, httpx.AsyncClient() as client:
+        assert (await client.get(f"{served.base}/readyz")).status_code == 200
+    lines = server_lines(served.log)
     assert any("INFO uvicorn: Uvicorn running on" in line for line in lines), lines
     assert any("INFO keyturn.access: GET /readyz 200" in line for line in lines), lines
     for line in lines:
@@ -92,15 +108,15 @@ async def test_a_postgresql_outage_is_logged_in_lines_not_tracebacks(tmp_path: P
     try:
         await migrate(pg_url(name))
         async with (
-            serving(tmp_path, pg_url(name, port=proxy.port)) as (base, log),
-            httpx.AsyncClient(base_url=base) as client,
+            serving(tmp_path, pg_url(name, port=proxy.port)) as served,
+            httpx.AsyncClient(base_url=served.base) as client,
         ):
             assert (await client.get("/readyz")).status_code == 200
             await proxy.stop()
             assert (await client.get("/readyz")).status_code == 503
 
             async def retried() -> bool:
-                return any("asyncpg.pool" in line for line in server_lines(log))
+                return any("asyncpg.pool" in line for line in server_lines(served.log))
 
             await until(retried)
             await proxy.start()
@@ -113,10 +129,37 @@ async def test_a_postgresql_outage_is_logged_in_lines_not_tracebacks(tmp_path: P
         await proxy.stop()
         await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
-    lines = server_lines(log)
-    assert "Traceback" not in log.read_text(), log.read_text()
+    lines = server_lines(served.log)
+    assert "Traceback" not in served.log.read_text(), served.log.read_text()
     retries = [line for line in lines if "asyncpg.pool" in line]
     assert "WARNING asyncpg.pool: Failed to restore the pool connection floor" in retries[0]
     assert "Error" in retries[0], retries  # its cause, in the same line
     for line in lines:
         assert TIMED_LINE.match(line), line
+
+
+async def test_a_client_that_never_finishes_its_body_cannot_hold_off_shutdown(
+    tmp_path: Path,
+) -> None:
+    # uvicorn waited for every connection to close: one client that sent half a body held a
+    # SIGTERM off for as long as it stayed connected, until the supervisor's SIGKILL cut
+    # every answer in flight.
+    url = f"sqlite://{tmp_path / 'k.sqlite3'}"
+    await migrate(url)
+    async with serving(tmp_path, url) as served:
+        port = int(served.base.rsplit(":", 1)[1])
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"query":'
+        )
+        await writer.drain()
+        started = time.monotonic()
+        served.process.terminate()
+        try:
+            async with asyncio.timeout(SHUTDOWN_GRACE + 10):
+                await served.process.wait()
+        finally:
+            writer.close()
+        elapsed = time.monotonic() - started
+    assert SHUTDOWN_GRACE - 1 <= elapsed < SHUTDOWN_GRACE + 5, elapsed
