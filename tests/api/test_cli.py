@@ -28,7 +28,7 @@ from redis.asyncio import Redis
 from tortoise import Tortoise
 
 from api import revocation
-from api.cli import EXIT_USAGE
+from api.cli import EXIT_USAGE, LIST_PAGE
 from api.db import tortoise_config
 from api.migrations import migration_files
 from models import AuditEvent, AuditKind, Role, Session, User
@@ -43,6 +43,7 @@ from tests.conftest import (
     port_open,
     require_service,
 )
+from tests.tcpproxy import TcpProxy
 
 KEYTURN = Path(sys.executable).with_name("keyturn")
 TIMEOUT = 60
@@ -196,6 +197,25 @@ async def test_users_list_on_an_empty_database_says_how_to_create_one(migrated: 
     listed = await migrated("users", "list")
     assert listed.returncode == 0, listed.stderr
     assert "keyturn users create" in listed.stdout
+
+
+async def test_users_list_pages_through_every_user_in_email_order(migrated: Keyturn) -> None:
+    # Read a page at a time (it loaded every row before printing one): the pages must join
+    # without a user twice or missing.
+    now = datetime.now(UTC)
+    emails = [f"u{i:05d}@example.com" for i in range(LIST_PAGE * 2 + 3)]
+    async with orm(migrated.database_url):
+        await User.bulk_create(
+            [
+                User(email=email, password_hash="$argon2id$unused", created_at=now, updated_at=now)
+                for email in reversed(emails)
+            ]
+        )
+    listed = await migrated("users", "list")
+    assert listed.returncode == 0, listed.stderr
+    rows = listed.stdout.splitlines()
+    assert rows[0].split()[0] == "EMAIL"
+    assert [row.split()[0] for row in rows[1:]] == emails
 
 
 async def test_users_create_without_admin_makes_a_plain_user(migrated: Keyturn) -> None:
@@ -442,6 +462,20 @@ async def test_an_unreachable_database_is_reported(tmp_path: Path) -> None:
     url = pg_url("keyturn", port=closed_port())
     for line in await error_lines(Keyturn(tmp_path, url), DATABASE_COMMANDS):
         assert "cannot reach the database" in line
+
+
+async def test_a_stalled_database_is_reported_as_such(tmp_path: Path) -> None:
+    # A network that swallows packets: the driver's own words were "CancelledError".
+    require_service("PostgreSQL", port_open(PG_HOST, PG_PORT))
+    proxy = TcpProxy(PG_HOST, PG_PORT)
+    await proxy.start()
+    await proxy.freeze()
+    try:
+        url = pg_url("postgres", port=proxy.port) + "?timeout=1"
+        for line in await error_lines(Keyturn(tmp_path, url), DATABASE_COMMANDS):
+            assert "cannot reach the database: no answer in time" in line, line
+    finally:
+        await proxy.stop()
 
 
 async def test_a_postgres_database_that_does_not_exist_is_reported(tmp_path: Path) -> None:
