@@ -316,9 +316,11 @@ async def _refresh_judged(
             # A second tab or a retry: hand back the session's current pair, the very token the
             # winner received, so the session never has two live chains.
             return _issue(kt, user, session, now)
-        if claims.token_id == session.previous_token_id and lost == session.current_token_id:
+        if claims.token_id == session.previous_token_id and session.current_token_id in lost:
             # The retry of a rotation that committed while its answer was lost (the client
-            # heard SERVICE_UNAVAILABLE): its pair, which nobody has received yet.
+            # heard SERVICE_UNAVAILABLE): its pair, which nobody had received. From now on the
+            # token has the grace window's tolerance, no more.
+            kt.lost_rotations.handed_back(session.id, claims.token_id)
             return _issue(kt, user, session, now)
 
         reuse_detected = await revoke_session(session.id, REASON_REUSE, now, user.token_version)

@@ -7,12 +7,17 @@ retries, as it should, with the token it holds. By then that token is the sessio
 one, and after the grace window a previous token is reuse: the session was revoked, and a theft
 recorded, for an outage.
 
-So the process that could not tell remembers the rotation it attempted: the session, the token
-presented and the id of the token it meant to write. A previous token that comes back while the
-session's current token is exactly that id, the one whose answer was lost, gets the current pair,
-as a retry inside the grace window does, for `LOST_WINDOW` seconds. Nobody can hold that token:
-it was never sent. With `KEYTURN_REDIS_URL` the record is shared, so that a retry reaching
-another instance or worker is recognised too; without it, only by the process that failed.
+So the process that could not tell remembers each rotation it attempted: the session, the token
+presented, and the id of the token it meant to write (every one: a retry that fails during the
+outage attempts a rotation of its own, which must not hide the first). A previous token that
+comes back while the session's current token is one of those ids, whose answer was lost, gets
+the current pair, as a retry inside the grace window does. Nobody can hold that token: it was
+never sent. The first such answer uses the memory up: from then on the token has the grace
+window's tolerance (`handed_back`), no more, so a copy of it replayed later is reuse as ever.
+Within `LOST_WINDOW` only, and never with a grace window of 0, which turns every tolerance off.
+
+With `KEYTURN_REDIS_URL` the record is shared, so that a retry reaching another instance or
+worker is recognised too; without it, only by the process that failed.
 """
 
 from __future__ import annotations
@@ -22,9 +27,13 @@ import contextlib
 import logging
 import uuid
 from collections import OrderedDict
+from collections.abc import Coroutine
 from datetime import datetime, timedelta
+from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from api.clock import Clock
@@ -32,16 +41,29 @@ from api.clock import Clock
 logger = logging.getLogger("keyturn.refresh")
 
 LOST_WINDOW = 3600  # seconds: a client retries with backoff, and outages can last minutes
-MAX_REMEMBERED = 10_000  # per process; the oldest go first
+MAX_REMEMBERED = 10_000  # (session, token) pairs per process; the oldest go first
+MAX_ATTEMPTS = 16  # rotations remembered per pair: a client retrying through an outage
 REDIS_TIMEOUT = 1.0
+
+_Key = tuple[uuid.UUID, uuid.UUID]  # (session, presented token)
 
 
 class LostRotations:
-    def __init__(self, clock: Clock, redis_url: str | None, namespace: str) -> None:
+    def __init__(self, clock: Clock, redis_url: str | None, namespace: str, grace: int) -> None:
         self._clock = clock
-        self._redis_url = redis_url
         self._namespace = namespace
-        self._memory: OrderedDict[uuid.UUID, tuple[uuid.UUID, uuid.UUID, datetime]] = OrderedDict()
+        self._grace = grace
+        self._memory: OrderedDict[_Key, tuple[list[uuid.UUID], datetime]] = OrderedDict()
+        self._redis = (
+            Redis.from_url(
+                redis_url,
+                socket_connect_timeout=REDIS_TIMEOUT,
+                socket_timeout=REDIS_TIMEOUT,
+                retry=Retry(NoBackoff(), 0),
+            )
+            if redis_url
+            else None
+        )
         self._writing: set[asyncio.Task[None]] = set()
 
     def remember(self, session_id: uuid.UUID, presented: uuid.UUID, written: uuid.UUID) -> None:
@@ -50,78 +72,97 @@ class LostRotations:
         Synchronous, so that a cancelled request records it too; Redis is written in the
         background.
         """
-        until = self._clock() + timedelta(seconds=LOST_WINDOW)
-        self._memory.pop(session_id, None)
-        self._memory[session_id] = (presented, written, until)
+        key = (session_id, presented)
+        attempts, _ = self._memory.pop(key, ([], None))
+        attempts = [*attempts[-(MAX_ATTEMPTS - 1) :], written]
+        self._memory[key] = (attempts, self._clock() + timedelta(seconds=LOST_WINDOW))
         while len(self._memory) > MAX_REMEMBERED:
             self._memory.popitem(last=False)
-        if self._redis_url:
-            task = asyncio.get_running_loop().create_task(
-                self._store(session_id, f"{presented} {written}")
-            )
-            self._writing.add(task)
-            task.add_done_callback(self._writing.discard)
+        self._in_background(self._store(key, written))
 
-    async def written_for(self, session_id: uuid.UUID, presented: uuid.UUID) -> uuid.UUID | None:
-        """The token id a failed rotation of `session_id` from `presented` meant to write, if
-        one is remembered within the window. Where the session's current token is that id, the
-        rotation did commit and its answer was lost."""
-        remembered = self._memory.get(session_id)
+    async def written_for(self, session_id: uuid.UUID, presented: uuid.UUID) -> set[uuid.UUID]:
+        """The token ids that failed rotations of `session_id` from `presented` meant to write,
+        remembered here or (with Redis) anywhere, within the window. Where the session's
+        current token is one of them, that rotation did commit and its answer was lost."""
+        if self._grace == 0:
+            return set()
+        key = (session_id, presented)
+        written: set[uuid.UUID] = set()
+        remembered = self._memory.get(key)
         if remembered is not None:
-            was_presented, written, until = remembered
+            attempts, until = remembered
             if self._clock() <= until:
-                return written if was_presented == presented else None
-            del self._memory[session_id]
-        if not self._redis_url:
-            return None
-        stored = await self._load(session_id)
-        if stored is None:
-            return None
-        was_presented_text, _, written_text = stored.partition(" ")
-        try:
-            if uuid.UUID(was_presented_text) == presented:
-                return uuid.UUID(written_text)
-        except ValueError:
-            pass
-        return None
+                written.update(attempts)
+            else:
+                del self._memory[key]
+        return written | await self._load(key)
+
+    def handed_back(self, session_id: uuid.UUID, presented: uuid.UUID) -> None:
+        """The lost rotation's pair went out: from now on its token has the grace window's
+        tolerance and no more, here and (in the background) in Redis."""
+        key = (session_id, presented)
+        until = self._clock() + timedelta(seconds=self._grace)
+        remembered = self._memory.get(key)
+        if remembered is not None:
+            self._memory[key] = (remembered[0], min(remembered[1], until))
+        self._in_background(self._shorten(key))
+
+    async def flush(self) -> None:
+        """Until the Redis writes begun so far are done (or have failed)."""
+        if self._writing:
+            await asyncio.wait(self._writing, timeout=2 * REDIS_TIMEOUT)
 
     async def close(self) -> None:
-        if self._writing:
-            await asyncio.wait(self._writing, timeout=REDIS_TIMEOUT)
+        await self.flush()
+        if self._redis is not None:
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                await self._redis.aclose()
 
-    def _key(self, session_id: uuid.UUID) -> str:
-        return f"keyturn:{self._namespace}:lost-rotation:{session_id}"
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        if self._redis is None:
+            work.close()  # never to be run
+            return
+        task = asyncio.get_running_loop().create_task(work)
+        self._writing.add(task)
+        task.add_done_callback(self._writing.discard)
 
-    def _client(self) -> Redis:
-        assert self._redis_url is not None
-        return Redis.from_url(
-            self._redis_url,
-            socket_connect_timeout=REDIS_TIMEOUT,
-            socket_timeout=REDIS_TIMEOUT,
-            retry_on_timeout=False,
-        )
+    def _redis_key(self, key: _Key) -> str:
+        session_id, presented = key
+        return f"keyturn:{self._namespace}:lost-rotation:{session_id}:{presented}"
 
-    async def _store(self, session_id: uuid.UUID, value: str) -> None:
-        client = self._client()
+    async def _store(self, key: _Key, written: uuid.UUID) -> None:
+        assert self._redis is not None
         try:
-            await client.set(self._key(session_id), value, ex=LOST_WINDOW)
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.sadd(self._redis_key(key), str(written))
+                pipe.expire(self._redis_key(key), LOST_WINDOW)
+                await pipe.execute()
         except (RedisError, OSError, TimeoutError) as exc:
             logger.warning(
                 "cannot share a refresh whose answer was lost through Redis (%s): only this "
                 "process will recognise its retry",
                 type(exc).__name__,
             )
-        finally:
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
-                await client.aclose()
 
-    async def _load(self, session_id: uuid.UUID) -> str | None:
-        client = self._client()
+    async def _shorten(self, key: _Key) -> None:
+        assert self._redis is not None
+        name = self._redis_key(key)
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            # Shortened, never lengthened (EXPIRE's LT option needs Redis 7). A grace of 0
+            # never gets here: written_for finds nothing to hand back.
+            if await self._redis.ttl(name) > self._grace:
+                await self._redis.expire(name, self._grace)
+
+    async def _load(self, key: _Key) -> set[uuid.UUID]:
+        if self._redis is None:
+            return set()
         try:
-            value = await client.get(self._key(session_id))
+            members = await self._redis.smembers(self._redis_key(key))
         except (RedisError, OSError, TimeoutError):
-            return None
-        finally:
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
-                await client.aclose()
-        return value.decode() if isinstance(value, bytes) else None
+            return set()
+        written = set()
+        for member in members:
+            with contextlib.suppress(ValueError, UnicodeDecodeError):
+                text = member.decode() if isinstance(member, bytes) else member
+                written.add(uuid.UUID(text))
+        return written

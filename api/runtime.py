@@ -42,7 +42,10 @@ class Keyturn:
             trusted_proxies=parse_networks(settings.trusted_proxies),
             throttle=Throttle(settings, clock),
             lost_rotations=LostRotations(
-                clock, settings.redis_url, deployment_key(settings.database_url)
+                clock,
+                settings.redis_url,
+                deployment_key(settings.database_url),
+                settings.refresh_reuse_grace,
             ),
             revocations=(
                 RevocationBus(settings.redis_url, access, settings.revocation_cache_ttl)
