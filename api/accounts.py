@@ -164,7 +164,7 @@ async def _locked_user(uid: uuid.UUID, *, removing_an_admin: bool = False) -> Us
     refuses to remove the last one: an installation must never lock itself out.
     """
     if not removing_an_admin:
-        user = await UserRow.filter(id=uid).select_for_update().first()
+        user = await UserRow.filter(id=uid).select_for_update(no_key=True).first()
         if user is None:
             raise AuthError(ErrorCode.NOT_FOUND, "No such user.")
         return user

@@ -198,7 +198,7 @@ async def lock_with_admins(uid: uuid.UUID) -> tuple[User | None, int]:
     rows = (
         await User.filter(Q(id=uid) | Q(role=Role.ADMIN, is_active=True))
         .order_by("id")
-        .select_for_update()
+        .select_for_update(no_key=True)
     )
     target = next((row for row in rows if row.id == uid), None)
     return target, len(rows) - (target is not None and _is_active_admin(target))

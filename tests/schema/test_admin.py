@@ -8,8 +8,11 @@ import logging
 import uuid
 from typing import Any
 
+import asyncpg
 import pytest
+from tortoise.transactions import in_transaction
 
+from api.accounts import _locked_user
 from api.db import connection
 from models import AuditEvent, Role
 from models import Session as SessionRow
@@ -518,6 +521,31 @@ async def test_two_admins_removing_each_other_at_once_leave_one(
         assert refused.codes in (["BAD_USER_INPUT"], ["FORBIDDEN"], ["TOKEN_REVOKED"]), refused
         # The next round starts from no admin at all.
         await UserRow.filter(role=Role.ADMIN).update(role=Role.USER)
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+@pytest.mark.parametrize("removing_an_admin", [False, True])
+async def test_locking_a_user_to_change_it_never_blocks_writes_that_only_refer_to_it(
+    api: Harness, database_url: str, removing_an_admin: bool
+) -> None:
+    # FOR UPDATE on the user blocked every insert whose foreign key names it (an audit event,
+    # as a rotation or a logout of that user writes), so a deactivation, which then updates
+    # the user's sessions, deadlocked with a rotation that held one of them: the rotation, or
+    # the admin, got INTERNAL_SERVER_ERROR. FOR NO KEY UPDATE leaves those inserts free.
+    user = await api.create_user()
+    other = await asyncpg.connect(database_url.replace("postgres://", "postgresql://", 1))
+    try:
+        async with in_transaction("postgres"):
+            await _locked_user(user.id, removing_an_admin=removing_an_admin)
+            insert = other.execute(
+                "INSERT INTO audit_events (id, created_at, kind, user_id) "
+                "VALUES ($1, now(), 'refreshed', $2)",
+                uuid.uuid4(),
+                user.id,
+            )
+            await asyncio.wait_for(insert, timeout=2)
+    finally:
+        await other.close()
 
 
 async def test_create_user(api: Harness, admin_token: str) -> None:
