@@ -58,7 +58,7 @@ class GraphQLView(GraphQL[Context, None]):
         try:
             if plain_json_post(request):
                 response = await self.post_json(request)
-            elif request.method not in ("GET", "HEAD", "POST"):
+            elif request.method not in ("GET", "POST"):
                 # JSON like every other refusal here (Starlette's own 405 is plain text).
                 response = http_error(405, "GraphQL is served over POST, and GET for queries.")
                 response.headers["Allow"] = "GET, POST"

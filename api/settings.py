@@ -156,7 +156,7 @@ class Settings(BaseSettings):
     def _redis_url(cls, url: str | None) -> str | None:
         # Checked here so that a typo stops start-up with one line naming the setting; it was a
         # traceback when the first Redis client was built (after `users revoke-sessions` had
-        # already committed). The reasons redis-py gives name no password.
+        # already committed).
         if not url:
             return None
         from redis.asyncio.connection import parse_url as parse_redis_url
@@ -164,7 +164,14 @@ class Settings(BaseSettings):
         try:
             parse_redis_url(url)
         except ValueError as exc:
-            raise ValueError(f"KEYTURN_REDIS_URL is not a Redis URL: {exc}") from None
+            # Not redis-py's reason: urllib's quotes the text after the host, which is part of
+            # the password when it holds an unencoded '/', '#' or '?'.
+            reason = (
+                "it must start with redis://, rediss:// or unix://"
+                if "scheme" in str(exc)
+                else "percent-encode any '/', '#', '?' or '@' in its password"
+            )
+            raise ValueError(f"KEYTURN_REDIS_URL is not a Redis URL: {reason}") from None
         scheme = url.partition("://")[0]
         database = urlsplit(url).path.strip("/") if scheme in ("redis", "rediss") else ""
         if database and not database.isdigit():

@@ -181,6 +181,7 @@ def test_a_wildcard_cors_origin_is_refused(monkeypatch: pytest.MonkeyPatch) -> N
         "http://127.0.0.1:6379/0",
         "not a url",
         "redis://:s3cret-redis-pw@127.0.0.1:notaport/0",
+        "redis://:s3cret-redis-pw#more@127.0.0.1:6379/0",  # urllib quoted "s3cret-redis-pw"
         "redis://127.0.0.1:6379/0?socket_timeout=abc",
         "redis://127.0.0.1:6379/cache",
     ],
