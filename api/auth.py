@@ -297,6 +297,7 @@ async def _refresh_judged(
     """A token that is not (or no longer) current: a race lost, a second tab, or a replay."""
     reuse_detected = False
     lost = await kt.lost_rotations.written_for(claims.session_id, claims.token_id)
+    handed: AuthResult | None = None
     async with in_transaction():
         session, user = _alive_or_refuse(await session_with_user(claims.session_id), claims, now)
         if claims.token_id == session.current_token_id:
@@ -305,37 +306,41 @@ async def _refresh_judged(
             raise AuthError(ErrorCode.INVALID_REFRESH_TOKEN)
 
         grace = kt.settings.refresh_reuse_grace
+        previous = claims.token_id == session.previous_token_id
+        # The retry of a rotation that committed while its answer was lost (the client heard
+        # SERVICE_UNAVAILABLE): the pair it wrote, which nobody had received.
+        lost_answer = previous and session.current_token_id in lost
         if (
             grace > 0
-            and claims.token_id == session.previous_token_id
+            and previous
             # rotated_at is the rotation's whole second, as its token's iat: measured from
             # there on whole seconds too, the window is never shorter than the setting (it was
             # up to a second short: 0.14 s with a grace of 1).
             and _whole_seconds(now) - session.rotated_at <= timedelta(seconds=grace)
-        ):
+        ) or lost_answer:
             # A second tab or a retry: hand back the session's current pair, the very token the
             # winner received, so the session never has two live chains.
-            return _issue(kt, user, session, now)
-        if claims.token_id == session.previous_token_id and session.current_token_id in lost:
-            # The retry of a rotation that committed while its answer was lost (the client
-            # heard SERVICE_UNAVAILABLE): its pair, which nobody had received. From now on the
-            # token has the grace window's tolerance, no more.
-            kt.lost_rotations.handed_back(session.id, claims.token_id)
-            return _issue(kt, user, session, now)
-
-        reuse_detected = await revoke_session(session.id, REASON_REUSE, now, user.token_version)
-        if reuse_detected:
-            await _audit(
-                AuditKind.REFRESH_REUSE_DETECTED,
-                now,
-                client,
-                user_id=user.id,
-                session_id=session.id,
-                detail={
-                    "token_issued_at": claims.issued_at.isoformat(),
-                    "was_previous": claims.token_id == session.previous_token_id,
-                },
-            )
+            handed = _issue(kt, user, session, now)
+        else:
+            reuse_detected = await revoke_session(session.id, REASON_REUSE, now, user.token_version)
+            if reuse_detected:
+                await _audit(
+                    AuditKind.REFRESH_REUSE_DETECTED,
+                    now,
+                    client,
+                    user_id=user.id,
+                    session_id=session.id,
+                    detail={
+                        "token_issued_at": claims.issued_at.isoformat(),
+                        "was_previous": previous,
+                    },
+                )
+    if handed is not None:
+        if lost_answer:
+            # Answered, after the commit (an answer that failed uses nothing up): from now on
+            # the token has the grace window's tolerance, no more, inside the window or after.
+            kt.lost_rotations.handed_back(claims.session_id, claims.token_id)
+        return handed
     # Raised after the commit: the revocation and its audit event must persist.
     kt.access.forget_session(claims.session_id)
     if reuse_detected:

@@ -53,7 +53,9 @@ class LostRotations:
         self._clock = clock
         self._namespace = namespace
         self._grace = grace
-        self._memory: OrderedDict[_Key, tuple[list[uuid.UUID], datetime]] = OrderedDict()
+        # Per (session, token): the ids attempted, until when, and whether Redis has them all
+        # (then Redis, where any instance's answer shortens them, is the one to ask).
+        self._memory: OrderedDict[_Key, tuple[list[uuid.UUID], datetime, bool]] = OrderedDict()
         self._redis = (
             Redis.from_url(
                 redis_url,
@@ -73,9 +75,9 @@ class LostRotations:
         background.
         """
         key = (session_id, presented)
-        attempts, _ = self._memory.pop(key, ([], None))
-        attempts = [*attempts[-(MAX_ATTEMPTS - 1) :], written]
-        self._memory[key] = (attempts, self._clock() + timedelta(seconds=LOST_WINDOW))
+        remembered = self._memory.pop(key, None)
+        attempts = [*(remembered[0][-(MAX_ATTEMPTS - 1) :] if remembered else []), written]
+        self._memory[key] = (attempts, self._clock() + timedelta(seconds=LOST_WINDOW), False)
         while len(self._memory) > MAX_REMEMBERED:
             self._memory.popitem(last=False)
         self._in_background(self._store(key, written))
@@ -88,14 +90,20 @@ class LostRotations:
             return set()
         key = (session_id, presented)
         written: set[uuid.UUID] = set()
+        shared = False
         remembered = self._memory.get(key)
         if remembered is not None:
-            attempts, until = remembered
+            attempts, until, shared = remembered
             if self._clock() <= until:
                 written.update(attempts)
             else:
                 del self._memory[key]
-        return written | await self._load(key)
+        stored = await self._load(key)
+        if stored is None:  # no Redis, or none reachable: what this process knows
+            return written
+        # What Redis holds is what every instance has left after answering; this process's
+        # memory adds only what it could not share.
+        return stored if shared else written | stored
 
     def handed_back(self, session_id: uuid.UUID, presented: uuid.UUID) -> None:
         """The lost rotation's pair went out: from now on its token has the grace window's
@@ -104,7 +112,7 @@ class LostRotations:
         until = self._clock() + timedelta(seconds=self._grace)
         remembered = self._memory.get(key)
         if remembered is not None:
-            self._memory[key] = (remembered[0], min(remembered[1], until))
+            self._memory[key] = (remembered[0], min(remembered[1], until), remembered[2])
         self._in_background(self._shorten(key))
 
     async def flush(self) -> None:
@@ -137,29 +145,34 @@ class LostRotations:
                 pipe.sadd(self._redis_key(key), str(written))
                 pipe.expire(self._redis_key(key), LOST_WINDOW)
                 await pipe.execute()
-        except (RedisError, OSError, TimeoutError) as exc:
+        except (RedisError, OSError, TimeoutError, RuntimeError) as exc:
             logger.warning(
                 "cannot share a refresh whose answer was lost through Redis (%s): only this "
                 "process will recognise its retry",
                 type(exc).__name__,
             )
+            return
+        remembered = self._memory.get(key)
+        if remembered is not None and remembered[0][-1] == written:  # all of it is in Redis
+            self._memory[key] = (remembered[0], remembered[1], True)
 
     async def _shorten(self, key: _Key) -> None:
         assert self._redis is not None
         name = self._redis_key(key)
-        with contextlib.suppress(RedisError, OSError, TimeoutError):
+        with contextlib.suppress(RedisError, OSError, TimeoutError, RuntimeError):
             # Shortened, never lengthened (EXPIRE's LT option needs Redis 7). A grace of 0
             # never gets here: written_for finds nothing to hand back.
             if await self._redis.ttl(name) > self._grace:
                 await self._redis.expire(name, self._grace)
 
-    async def _load(self, key: _Key) -> set[uuid.UUID]:
+    async def _load(self, key: _Key) -> set[uuid.UUID] | None:
+        """What Redis holds for `key`; None without Redis, or when it cannot be reached."""
         if self._redis is None:
-            return set()
+            return None
         try:
             members = await self._redis.smembers(self._redis_key(key))
-        except (RedisError, OSError, TimeoutError):
-            return set()
+        except (RedisError, OSError, TimeoutError, RuntimeError):
+            return None
         written = set()
         for member in members:
             with contextlib.suppress(ValueError, UnicodeDecodeError):

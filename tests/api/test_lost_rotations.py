@@ -3,6 +3,7 @@ used up by the answer it makes possible."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -126,3 +127,23 @@ async def test_a_grace_window_of_zero_tolerates_no_lost_rotation(clock: FakeCloc
     lost = LostRotations(clock, None, "unused", 0)
     lost.remember(session, presented, written)
     assert await lost.written_for(session, presented) == set()
+
+
+async def test_an_answer_given_by_another_process_uses_it_up_here_too(namespace: str) -> None:
+    # Process A failed the rotation; the client's retry reached B, which answered and
+    # shortened the record in Redis; A's own memory, an hour long, still answered a replay.
+    clock = FakeClock()
+    session, presented, written = ids(3)
+    here = LostRotations(clock, REDIS_URL, namespace, 1)
+    there = LostRotations(clock, REDIS_URL, namespace, 1)
+    try:
+        here.remember(session, presented, written)
+        await here.flush()
+        assert await there.written_for(session, presented) == {written}
+        there.handed_back(session, presented)
+        await there.flush()
+        await asyncio.sleep(2.1)  # Redis keeps time itself: past the one-second grace
+        assert await here.written_for(session, presented) == set()
+    finally:
+        await here.close()
+        await there.close()

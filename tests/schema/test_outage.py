@@ -181,6 +181,26 @@ async def test_a_refresh_whose_answer_was_lost_is_not_theft_when_retried(
     assert replayed.codes == ["REFRESH_TOKEN_REUSED"]
 
 
+async def test_a_lost_rotation_retried_inside_the_grace_window_is_used_up_too(
+    outage: Outage,
+) -> None:
+    # The client's quick retry went through the grace window's branch, which left the lost
+    # rotation remembered: a copy of the token replayed after the window got the pair.
+    api = outage.api
+    await api.create_user()
+    login = await api.login()
+    token = (await api.gql(REFRESH, {"t": login["refreshToken"]})).data["refresh"]["refreshToken"]
+    outage.proxy.deafen()
+    assert (await api.gql(REFRESH, {"t": token})).codes == ["SERVICE_UNAVAILABLE"]
+    await outage.proxy.stop()
+    await outage.proxy.start()
+
+    api.clock.advance(1)
+    assert not (await api.gql(REFRESH, {"t": token})).errors  # the client's retry
+    api.clock.advance(api.settings.refresh_reuse_grace + 1)
+    assert (await api.gql(REFRESH, {"t": token})).codes == ["REFRESH_TOKEN_REUSED"]
+
+
 async def test_a_stalled_network_answers_every_waiting_request_within_its_bounds(
     outage: Outage,
 ) -> None:
