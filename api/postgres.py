@@ -50,6 +50,7 @@ from tortoise.exceptions import IntegrityError, OperationalError
 
 HELD_CONNECTIONS = 4
 DEFAULT_WAIT_LIMIT = 5.0  # api/db.py's default `timeout`
+CLOSE_WAIT = 2.0
 # Groups on their way at once, each on a held connection; a call that arrives while they are
 # busy goes out with the next. One: under load (16 clients) its groups were larger than with two
 # (about 6 rotations against 3.6), for less loop time per refresh, and the held
@@ -291,8 +292,23 @@ class KeyturnAsyncpgClient(AsyncpgDBClient):
         release = asyncio.get_running_loop().create_task(self._put_back(held, usable=False))
         self._releasing.add(release)
         release.add_done_callback(self._releasing.discard)
+        release.add_done_callback(_released)
 
     async def close(self) -> None:
+        """Gives everything back and closes the pool, in `CLOSE_WAIT` seconds at most: on a
+        stalled network a graceful close waits for every connection's cancellation, and a
+        SIGTERM's shutdown waited with it (16 s in all). Past that, the pool is terminated."""
+        try:
+            async with asyncio.timeout(CLOSE_WAIT):
+                await self._close_gracefully()
+        except TimeoutError:
+            if self._pool is not None:
+                self._pool.terminate()
+                self._pool = None
+        finally:
+            self._closing = False
+
+    async def _close_gracefully(self) -> None:
         if self._releasing:
             await asyncio.wait(set(self._releasing))
         if self._runner_tasks:
@@ -303,7 +319,13 @@ class KeyturnAsyncpgClient(AsyncpgDBClient):
         for held in idle:
             await self._put_back(held, usable=False)
         await super().close()
-        self._closing = False
+
+
+def _released(task: asyncio.Task[None]) -> None:
+    # A broken connection's trip back may fail too (its cancellation timed out): the pool has
+    # dropped it, and there is nobody to tell. Retrieved here, or asyncio logs a traceback.
+    if not task.cancelled():
+        task.exception()
 
 
 def _keeps_connection(exc: asyncpg.PostgresError) -> bool:

@@ -16,6 +16,7 @@ import pytest
 
 from api.app import create_app
 from api.migrations import migrate
+from api.postgres import CLOSE_WAIT
 from models import AuditEvent
 from models import Session as SessionRow
 from tests.conftest import (
@@ -224,6 +225,47 @@ async def test_a_stalled_network_answers_every_waiting_request_within_its_bounds
     # Each waits for a connection (1 s) at most, then for its statement (2 s) at most.
     slowest = max(elapsed for elapsed, _ in answers)
     assert slowest < 1 + 2 + 1, str(sorted(round(elapsed, 1) for elapsed, _ in answers))
+
+
+async def test_shutdown_on_a_stalled_network_is_bounded(
+    pg_database: str | None, clock: FakeClock
+) -> None:
+    # With statements stuck on a network that swallows packets, closing the pool waited for
+    # each one's cancellation: a SIGTERM took 16 s where uvicorn gives requests 10.
+    require_service("PostgreSQL", pg_database is not None)
+    assert pg_database is not None
+    await empty_pg(pg_database)
+    proxy = TcpProxy(PG_HOST, PG_PORT)
+    await proxy.start()
+    # Statements may wait 30 s here: only the close's own bound can end this test in time.
+    settings = make_settings(
+        pg_url(pg_database, port=proxy.port) + "?command_timeout=30", revocation_cache_ttl=0
+    )
+    app = create_app(settings, clock)
+    lifespan = app.router.lifespan_context(app)
+    await lifespan.__aenter__()
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=BASE_URL
+        ) as client:
+            api = Harness(app, client, settings, clock)
+            await api.create_user()
+            tokens = [(await api.login())["accessToken"] for _ in range(4)]
+            # Each check on a held connection of its own, opened now: the frozen network gets
+            # statements only, no connection attempt.
+            await asyncio.gather(*(api.gql(ME, token=token) for token in tokens))
+            await proxy.freeze()
+            stuck = [asyncio.create_task(api.gql(ME, token=token)) for token in tokens]
+            await asyncio.sleep(0.5)
+            started = time.monotonic()
+            await lifespan.__aexit__(None, None, None)
+            closed_in = time.monotonic() - started
+            for task in stuck:
+                task.cancel()
+            await asyncio.gather(*stuck, return_exceptions=True)
+    finally:
+        await proxy.stop()
+    assert closed_in < CLOSE_WAIT + 1.5, closed_in
 
 
 def unverified_claims(token: str) -> dict[str, Any]:
