@@ -24,7 +24,7 @@ from tortoise import Tortoise
 from api import accounts, maintenance
 from api.db import is_unavailable, sqlite_path, tortoise_config
 from api.errors import AuthError
-from api.logs import server_log_config
+from api.logs import LINE_FORMAT, server_log_config
 from api.migrations import DatabaseUnavailable, MigrationError, migrate, pending_migrations
 from api.passwords import Passwords
 from api.revocation import announce_user_revoked
@@ -319,7 +319,7 @@ ASYNC_COMMANDS: dict[tuple[str, str | None], AsyncCommand] = {
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format=LINE_FORMAT)
     try:
         if args.command == "schema":
             cmd_schema(None, args)

@@ -76,6 +76,7 @@ PASSWORD_PROVEN = frozenset({ErrorCode.ACCOUNT_DISABLED, ErrorCode.BAD_USER_INPU
 # The verdict of a wrong password: the attempt's failure stands. Any other end leaves the
 # password unjudged, and the failure is taken back.
 PASSWORD_REFUSED = frozenset({ErrorCode.INVALID_CREDENTIALS})
+_CLOSED_TRANSPORT = "unable to perform operation on"
 
 
 def _per(amount: int, seconds: int, namespace: str) -> RateLimitItem:
@@ -382,13 +383,18 @@ class Throttle:
         """Storage failures become SERVICE_UNAVAILABLE, said once in the log, not per request."""
         try:
             yield
-        except StorageError as exc:
+        except (StorageError, RuntimeError) as exc:
+            if isinstance(exc, RuntimeError) and _CLOSED_TRANSPORT not in str(exc):
+                raise  # a bug, not the store
+            # uvloop's RuntimeError for a write on a connection Redis just closed (a restart
+            # under load) reaches here unwrapped: the store going away all the same.
+            cause = exc.storage_error if isinstance(exc, StorageError) else exc
             if not self._store_down:
                 self._store_down = True
                 logger.warning(
                     "rate-limit store cannot be reached (%s): login, register, refresh and "
                     "changePassword answer SERVICE_UNAVAILABLE until it is back",
-                    describe(exc.storage_error),
+                    describe(cause),
                 )
             raise AuthError(ErrorCode.SERVICE_UNAVAILABLE) from None
         if self._store_down:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import pty
+import re
 import select
 import signal
 import socket
@@ -615,7 +616,7 @@ async def test_serve_with_workers_and_no_redis_says_the_limits_are_per_worker(
         process.terminate()
         await process.wait()
     warning = next(line for line in seen if "KEYTURN_REDIS_URL" in line)
-    assert warning.startswith("WARNING")
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} WARNING keyturn: ", warning), warning
     assert "2 workers" in warning
     assert "login lockout" in warning
 
