@@ -55,6 +55,24 @@ def require_service(name: str, reachable: bool) -> None:
     pytest.skip(f"{name} is not reachable")
 
 
+REDIS_HOST = os.environ.get("KEYTURN_TEST_REDIS_HOST", "127.0.0.1")
+REDIS_PORT = int(os.environ.get("KEYTURN_TEST_REDIS_PORT", "6379"))
+REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
+
+
+async def delete_redis_keys(pattern: str) -> None:
+    """Deletes a test's keys from the shared Redis (others may be using it: never FLUSHDB)."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(REDIS_URL)
+    try:
+        keys = [key async for key in client.scan_iter(pattern)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
 def port_open(host: str, port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)

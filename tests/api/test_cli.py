@@ -38,6 +38,8 @@ from tests.conftest import (
     PASSWORD,
     PG_HOST,
     PG_PORT,
+    REDIS_HOST,
+    REDIS_PORT,
     REFRESH_SECRET,
     pg_admin,
     pg_url,
@@ -48,8 +50,6 @@ from tests.tcpproxy import TcpProxy
 
 KEYTURN = Path(sys.executable).with_name("keyturn")
 TIMEOUT = 60
-REDIS_HOST = os.environ.get("KEYTURN_TEST_REDIS_HOST", "127.0.0.1")
-REDIS_PORT = int(os.environ.get("KEYTURN_TEST_REDIS_PORT", "6379"))
 
 
 @dataclass

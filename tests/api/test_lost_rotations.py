@@ -4,7 +4,6 @@ used up by the answer it makes possible."""
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator
 
@@ -12,11 +11,16 @@ import pytest
 from redis.asyncio import Redis
 
 from api.lost_rotations import LOST_WINDOW, LostRotations
-from tests.conftest import FakeClock, port_open, require_service
+from tests.conftest import (
+    REDIS_HOST,
+    REDIS_PORT,
+    REDIS_URL,
+    FakeClock,
+    delete_redis_keys,
+    port_open,
+    require_service,
+)
 
-REDIS_HOST = os.environ.get("KEYTURN_TEST_REDIS_HOST", "127.0.0.1")
-REDIS_PORT = int(os.environ.get("KEYTURN_TEST_REDIS_PORT", "6379"))
-REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
 GRACE = 10
 
 
@@ -25,13 +29,7 @@ async def namespace() -> AsyncIterator[str]:
     require_service("Redis", port_open(REDIS_HOST, REDIS_PORT))
     name = f"test-{uuid.uuid4().hex[:12]}"
     yield name
-    client = Redis.from_url(REDIS_URL)
-    try:
-        keys = [key async for key in client.scan_iter(f"keyturn:{name}:*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+    await delete_redis_keys(f"keyturn:{name}:*")
 
 
 def ids(count: int) -> list[uuid.UUID]:

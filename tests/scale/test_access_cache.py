@@ -7,7 +7,6 @@ every cached answer they concern at once, including an answer whose query was st
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from typing import Any
@@ -19,10 +18,7 @@ from api.errors import AuthError
 from api.revocation import START_WAIT, RevocationBus
 from models import Session as SessionRow
 from models import User as UserRow
-from tests.conftest import Harness, port_open, require_service
-
-REDIS_HOST = os.environ.get("KEYTURN_TEST_REDIS_HOST", "127.0.0.1")
-REDIS_PORT = int(os.environ.get("KEYTURN_TEST_REDIS_PORT", "6379"))
+from tests.conftest import REDIS_HOST, REDIS_PORT, Harness, port_open, require_service
 
 
 async def check(api: Harness, token: str) -> str:

@@ -141,6 +141,21 @@ async def test_logins_the_outage_left_unjudged_do_not_lock_the_account(outage: O
     assert 0 < locked.errors[0]["extensions"]["retryAfter"] <= api.settings.login_failure_window
 
 
+async def lose_a_rotation(outage: Outage) -> tuple[str, str]:
+    """A refresh whose rotation commits while its answer is lost (the proxy left deaf): the
+    token it presented, and its session's id."""
+    api = outage.api
+    await api.create_user()
+    login = await api.login()
+    # One rotation first: asyncpg prepares a statement the first time, and waits for that
+    # answer before it sends the statement itself.
+    warm = await api.gql(REFRESH, {"t": login["refreshToken"]})
+    token: str = warm.data["refresh"]["refreshToken"]
+    outage.proxy.deafen()
+    assert (await api.gql(REFRESH, {"t": token})).codes == ["SERVICE_UNAVAILABLE"]
+    return token, login["session"]["id"]
+
+
 async def test_a_refresh_whose_answer_was_lost_is_not_theft_when_retried(
     outage: Outage,
 ) -> None:
@@ -148,28 +163,18 @@ async def test_a_refresh_whose_answer_was_lost_is_not_theft_when_retried(
     # retries with its token, as the docs say. By then that token was the previous one: after
     # the grace window, reuse, and the session was revoked for an outage.
     api = outage.api
-    await api.create_user()
-    login = await api.login()
-    # One rotation first: asyncpg prepares a statement the first time, and waits for that
-    # answer before it sends the statement itself.
-    warm = await api.gql(REFRESH, {"t": login["refreshToken"]})
-    login["refreshToken"] = warm.data["refresh"]["refreshToken"]
-    presented = unverified_claims(login["refreshToken"])["jti"]
-
-    outage.proxy.deafen()
-    lost = await api.gql(REFRESH, {"t": login["refreshToken"]})
-    assert lost.codes == ["SERVICE_UNAVAILABLE"]
+    token, session_id = await lose_a_rotation(outage)
     await outage.proxy.stop()
     # The client retries during the outage: that fails too, and attempts a rotation of its
     # own, which must not make the first one forgotten.
-    during = await api.gql(REFRESH, {"t": login["refreshToken"]})
+    during = await api.gql(REFRESH, {"t": token})
     assert during.codes == ["SERVICE_UNAVAILABLE"]
     await outage.proxy.start()
-    row = await SessionRow.get(id=login["session"]["id"])
-    assert str(row.previous_token_id) == presented  # the first did commit
+    row = await SessionRow.get(id=session_id)
+    assert str(row.previous_token_id) == unverified_claims(token)["jti"]  # the first did commit
 
     api.clock.advance(api.settings.refresh_reuse_grace + 60)
-    retried = await api.gql(REFRESH, {"t": login["refreshToken"]})
+    retried = await api.gql(REFRESH, {"t": token})
     assert not retried.errors, retried.errors
     # The pair the lost answer carried: nobody had its token.
     handed = retried.data["refresh"]["refreshToken"]
@@ -178,7 +183,7 @@ async def test_a_refresh_whose_answer_was_lost_is_not_theft_when_retried(
 
     # Used up by that answer: a copy of the token replayed after the grace window is reuse.
     api.clock.advance(api.settings.refresh_reuse_grace + 1)
-    replayed = await api.gql(REFRESH, {"t": login["refreshToken"]})
+    replayed = await api.gql(REFRESH, {"t": token})
     assert replayed.codes == ["REFRESH_TOKEN_REUSED"]
 
 
@@ -188,11 +193,7 @@ async def test_a_lost_rotation_retried_inside_the_grace_window_is_used_up_too(
     # The client's quick retry went through the grace window's branch, which left the lost
     # rotation remembered: a copy of the token replayed after the window got the pair.
     api = outage.api
-    await api.create_user()
-    login = await api.login()
-    token = (await api.gql(REFRESH, {"t": login["refreshToken"]})).data["refresh"]["refreshToken"]
-    outage.proxy.deafen()
-    assert (await api.gql(REFRESH, {"t": token})).codes == ["SERVICE_UNAVAILABLE"]
+    token, _ = await lose_a_rotation(outage)
     await outage.proxy.stop()
     await outage.proxy.start()
 

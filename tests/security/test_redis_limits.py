@@ -7,24 +7,29 @@ Throttle built from the same settings: exactly what another process would build.
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 from collections.abc import AsyncIterator
 
 import pytest
-from redis.asyncio import Redis
 
 from api.clients import ClientInfo
 from api.errors import AuthError, ErrorCode
 from api.ratelimit import Throttle, deployment_key
-from tests.conftest import PASSWORD, AppFactory, Harness, port_open, require_service
+from tests.conftest import (
+    PASSWORD,
+    REDIS_HOST,
+    REDIS_PORT,
+    REDIS_URL,
+    AppFactory,
+    Harness,
+    delete_redis_keys,
+    port_open,
+    require_service,
+)
 from tests.scale.cluster import RedisServer
 from tests.security.conftest import REFRESH, attempt, retry_after
 from tests.tcpproxy import TcpProxy
 
-REDIS_HOST = os.environ.get("KEYTURN_TEST_REDIS_HOST", "127.0.0.1")
-REDIS_PORT = int(os.environ.get("KEYTURN_TEST_REDIS_PORT", "6379"))
-REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
 WRONG = "not the password at all"
 ELSEWHERE = ClientInfo(ip_address="198.51.100.200", user_agent="instance-b")
 
@@ -34,13 +39,7 @@ async def redis_url(database_url: str) -> AsyncIterator[str]:
     require_service("Redis", port_open(REDIS_HOST, REDIS_PORT))
     yield REDIS_URL
     # The counters of this test's deployment (keyed by its database) go with it.
-    client = Redis.from_url(REDIS_URL)
-    try:
-        keys = [key async for key in client.scan_iter(f"keyturn:{deployment_key(database_url)}:*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+    await delete_redis_keys(f"keyturn:{deployment_key(database_url)}:*")
 
 
 @pytest.fixture
