@@ -24,7 +24,7 @@ from models import Session as SessionRow
 from models import User as UserRow
 from models.audit import record_event
 from models.sessions import bump_token_version, revoke_session
-from models.users import lock_with_admins
+from models.users import is_active_admin, lock_with_admins
 
 REASON_ADMIN = "admin"
 
@@ -171,7 +171,7 @@ async def _locked_user(uid: uuid.UUID, *, removing_an_admin: bool = False) -> Us
     found, other_admins = await lock_with_admins(uid)
     if found is None:
         raise AuthError(ErrorCode.NOT_FOUND, "No such user.")
-    if found.role is Role.ADMIN and found.is_active and other_admins == 0:
+    if is_active_admin(found) and other_admins == 0:
         raise bad_input("userId", "This is the last active admin: promote another user first.")
     return found
 

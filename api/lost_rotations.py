@@ -27,16 +27,16 @@ import contextlib
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
 from api.clock import Clock
+from api.redis_trouble import is_redis_failure, redis_failures_ignored
 
 logger = logging.getLogger("keyturn.refresh")
 
@@ -80,7 +80,7 @@ class LostRotations:
         self._memory[key] = (attempts, self._clock() + timedelta(seconds=LOST_WINDOW), False)
         while len(self._memory) > MAX_REMEMBERED:
             self._memory.popitem(last=False)
-        self._in_background(self._store(key, written))
+        self._in_background(lambda redis: self._store(redis, key, written))
 
     async def written_for(self, session_id: uuid.UUID, presented: uuid.UUID) -> set[uuid.UUID]:
         """The token ids that failed rotations of `session_id` from `presented` meant to write,
@@ -113,7 +113,7 @@ class LostRotations:
         remembered = self._memory.get(key)
         if remembered is not None:
             self._memory[key] = (remembered[0], min(remembered[1], until), remembered[2])
-        self._in_background(self._shorten(key))
+        self._in_background(lambda redis: self._shorten(redis, key))
 
     async def flush(self) -> None:
         """Until the Redis writes begun so far are done (or have failed)."""
@@ -123,14 +123,14 @@ class LostRotations:
     async def close(self) -> None:
         await self.flush()
         if self._redis is not None:
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
+            with redis_failures_ignored():
                 await self._redis.aclose()
 
-    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+    def _in_background(self, work: Callable[[Redis], Coroutine[Any, Any, None]]) -> None:
+        """`work` on Redis, if there is one, without the caller waiting for it."""
         if self._redis is None:
-            work.close()  # never to be run
             return
-        task = asyncio.get_running_loop().create_task(work)
+        task = asyncio.get_running_loop().create_task(work(self._redis))
         self._writing.add(task)
         task.add_done_callback(self._writing.discard)
 
@@ -138,14 +138,15 @@ class LostRotations:
         session_id, presented = key
         return f"keyturn:{self._namespace}:lost-rotation:{session_id}:{presented}"
 
-    async def _store(self, key: _Key, written: uuid.UUID) -> None:
-        assert self._redis is not None
+    async def _store(self, redis: Redis, key: _Key, written: uuid.UUID) -> None:
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
+            async with redis.pipeline(transaction=True) as pipe:
                 pipe.sadd(self._redis_key(key), str(written))
                 pipe.expire(self._redis_key(key), LOST_WINDOW)
                 await pipe.execute()
-        except (RedisError, OSError, TimeoutError, RuntimeError) as exc:
+        except Exception as exc:
+            if not is_redis_failure(exc):
+                raise
             logger.warning(
                 "cannot share a refresh whose answer was lost through Redis (%s): only this "
                 "process will recognise its retry",
@@ -156,14 +157,13 @@ class LostRotations:
         if remembered is not None and remembered[0][-1] == written:  # all of it is in Redis
             self._memory[key] = (remembered[0], remembered[1], True)
 
-    async def _shorten(self, key: _Key) -> None:
-        assert self._redis is not None
+    async def _shorten(self, redis: Redis, key: _Key) -> None:
         name = self._redis_key(key)
-        with contextlib.suppress(RedisError, OSError, TimeoutError, RuntimeError):
+        with redis_failures_ignored():
             # Shortened, never lengthened (EXPIRE's LT option needs Redis 7). A grace of 0
             # never gets here: written_for finds nothing to hand back.
-            if await self._redis.ttl(name) > self._grace:
-                await self._redis.expire(name, self._grace)
+            if await redis.ttl(name) > self._grace:
+                await redis.expire(name, self._grace)
 
     async def _load(self, key: _Key) -> set[uuid.UUID] | None:
         """What Redis holds for `key`; None without Redis, or when it cannot be reached."""
@@ -171,7 +171,9 @@ class LostRotations:
             return None
         try:
             members = await self._redis.smembers(self._redis_key(key))
-        except (RedisError, OSError, TimeoutError, RuntimeError):
+        except Exception as exc:
+            if not is_redis_failure(exc):
+                raise
             return None
         written = set()
         for member in members:

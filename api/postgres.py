@@ -85,11 +85,10 @@ class _PooledTransaction(TransactionContextPooled):
     restarted or ended backends, until no statement could get one."""
 
     async def __aenter__(self) -> TransactionalDBClient:
-        await self.ensure_connection()
         parent = cast(KeyturnAsyncpgClient, self.client._parent)
+        connection = await parent.acquire_bounded()
         pool = parent._pool
-        assert pool is not None  # ensure_connection made it
-        connection = await pool.acquire(timeout=parent.wait_limit)
+        assert pool is not None
         self.client._connection = connection
         self.token = get_connections().set(self.connection_name, self.client)
         try:
@@ -107,10 +106,7 @@ class _BoundedPoolConnection(PoolConnectionWrapper[asyncpg.Connection]):
     connection no longer than the client's `wait_limit` (tortoise's own waits for ever)."""
 
     async def __aenter__(self) -> asyncpg.Connection:
-        await self.ensure_connection()
-        client = cast(KeyturnAsyncpgClient, self.client)
-        assert client._pool is not None
-        self.connection = await client._pool.acquire(timeout=client.wait_limit)
+        self.connection = await cast(KeyturnAsyncpgClient, self.client).acquire_bounded()
         return self.connection
 
 
@@ -132,6 +128,14 @@ class KeyturnAsyncpgClient(AsyncpgDBClient):
 
     def acquire_connection(self) -> PoolConnectionWrapper[asyncpg.Connection]:
         return _BoundedPoolConnection(self, self._pool_init_lock)
+
+    async def acquire_bounded(self) -> PoolConnectionProxy:
+        """A connection from the pool (made first if need be), waited for `wait_limit` at most:
+        the one way every statement here takes one."""
+        await PoolConnectionWrapper(self, self._pool_init_lock).ensure_connection()
+        assert self._pool is not None
+        proxy: PoolConnectionProxy = await self._pool.acquire(timeout=self.wait_limit)
+        return proxy
 
     @property
     def wait_limit(self) -> float:
@@ -275,10 +279,7 @@ class KeyturnAsyncpgClient(AsyncpgDBClient):
             await self._put_back(held, usable=False)
         if self._closing:
             return None
-        await PoolConnectionWrapper(self, self._pool_init_lock).ensure_connection()
-        assert self._pool is not None
-        proxy: PoolConnectionProxy = await self._pool.acquire(timeout=self.wait_limit)
-        return proxy
+        return await self.acquire_bounded()
 
     async def _put_back(self, held: PoolConnectionProxy, *, usable: bool) -> None:
         if usable and not self._closing and _alive(held):

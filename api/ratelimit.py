@@ -50,7 +50,7 @@ from api.clock import Clock
 from api.counters import WindowCounters
 from api.errors import AuthError, ErrorCode
 from api.passwords import PasswordsBusy
-from api.redis_trouble import describe
+from api.redis_trouble import describe, is_redis_failure
 from api.settings import Settings
 from models import AuditKind
 from models import User as UserRow
@@ -76,7 +76,6 @@ PASSWORD_PROVEN = frozenset({ErrorCode.ACCOUNT_DISABLED, ErrorCode.BAD_USER_INPU
 # The verdict of a wrong password: the attempt's failure stands. Any other end leaves the
 # password unjudged, and the failure is taken back.
 PASSWORD_REFUSED = frozenset({ErrorCode.INVALID_CREDENTIALS})
-_CLOSED_TRANSPORT = "unable to perform operation on"
 
 
 def _per(amount: int, seconds: int, namespace: str) -> RateLimitItem:
@@ -384,10 +383,10 @@ class Throttle:
         try:
             yield
         except (StorageError, RuntimeError) as exc:
-            if isinstance(exc, RuntimeError) and _CLOSED_TRANSPORT not in str(exc):
+            # limits wraps redis-py's errors, but not uvloop's for a connection Redis has just
+            # closed, which comes as it is.
+            if isinstance(exc, RuntimeError) and not is_redis_failure(exc):
                 raise  # a bug, not the store
-            # uvloop's RuntimeError for a write on a connection Redis just closed (a restart
-            # under load) reaches here unwrapped: the store going away all the same.
             cause = exc.storage_error if isinstance(exc, StorageError) else exc
             if not self._store_down:
                 self._store_down = True

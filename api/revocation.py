@@ -20,10 +20,9 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
 from api.access import AccessChecker
-from api.redis_trouble import describe
+from api.redis_trouble import describe, is_redis_failure, redis_failures_ignored
 
 logger = logging.getLogger("keyturn.revocation")
 
@@ -55,7 +54,9 @@ async def announce_user_revoked(redis_url: str, user_id: uuid.UUID) -> bool:
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT + PUBLISH_TIMEOUT):
             await redis.publish(CHANNEL, f"{_USER} cli-{uuid.uuid4().hex[:8]} {user_id}")
-    except (RedisError, OSError, TimeoutError):
+    except Exception as exc:
+        if not is_redis_failure(exc):
+            raise
         return False
     finally:
         await redis.aclose()
@@ -121,7 +122,9 @@ class RevocationBus:
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT):
                 await self._redis.publish(CHANNEL, message)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except Exception as exc:
+            if not is_redis_failure(exc):
+                raise
             if not self._publish_failing:
                 self._publish_failing = True
                 logger.warning(
@@ -145,11 +148,13 @@ class RevocationBus:
                 self._first_attempt.set()  # start() waits for no more than this
                 delay = RECONNECT_MIN
                 await self._read(pubsub)
-            except (RedisError, OSError, TimeoutError) as exc:
+            except Exception as exc:
+                if not is_redis_failure(exc):
+                    raise
                 self._on_lost(exc)
             finally:
                 self._first_attempt.set()
-                with contextlib.suppress(RedisError, OSError, TimeoutError):
+                with redis_failures_ignored():
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX)

@@ -201,8 +201,8 @@ async def lock_with_admins(uid: uuid.UUID) -> tuple[User | None, int]:
         .select_for_update(no_key=True)
     )
     target = next((row for row in rows if row.id == uid), None)
-    return target, len(rows) - (target is not None and _is_active_admin(target))
+    return target, len(rows) - (target is not None and is_active_admin(target))
 
 
-def _is_active_admin(user: User) -> bool:
+def is_active_admin(user: User) -> bool:
     return user.role is Role.ADMIN and user.is_active
