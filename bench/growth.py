@@ -93,8 +93,8 @@ query Users($search: String, $after: String) {{
 }}"""
 # Searches whose answer is the same at both sizes: the first 100 users (who also come first by
 # email, so a walk of the email index in order finds them at once), one of the seeded users (whose
-# emails share every trigram but those of their seven digits, the worst case for a trigram
-# index), and one user by name, as an admin looks a person up.
+# emails share every trigram but those of their seven digits, the worst case for the trigram
+# index the suffix index replaced), and one user by name, as an admin looks a person up.
 SEARCH_MANY = email_of(0)[:9]
 SEARCH_ONE = email_of(42)[:11]
 NAMED_EMAIL = "zoe.quinn@bench.example"
@@ -281,8 +281,8 @@ async def explain(url: str) -> list[tuple[str, str]]:
     assert session is not None
     sid = session.id
     middle = await halfway_event()
-    # A search the walk does not fill: the index is asked for the part of the text whose
-    # trigrams rule users out (models/trigrams.py); the plan's title names it.
+    # A search the walk does not fill: the suffix index is asked for the suffixes that begin
+    # with the text (models/users.py); the plan's title names the query.
     page, count = SEARCHED_PAGE["postgres"].sql(conn), SEARCH_COUNT["postgres"].sql(conn)
     searches: dict[str, tuple[str, list[Any]]] = {}
     for what, text, sql, more in (
@@ -291,7 +291,7 @@ async def explain(url: str) -> list[tuple[str, str]]:
         ("1 match", SEARCH_ONE, page, ["", 21]),
         ("1 match by name", SEARCH_NAME, page, ["", 21]),
     ):
-        values = await searched_values(conn, text)
+        values = searched_values("postgres", text)
         searches[f"users: search, {what} (the index asked for {values[0]})"] = (sql, values + more)
     queries: list[tuple[str, str]] = [
         (

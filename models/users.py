@@ -7,13 +7,13 @@ import uuid
 from collections.abc import Sequence
 from enum import StrEnum
 
-from tortoise import BaseDBAsyncClient, fields
+from tortoise import fields
 from tortoise.expressions import Q
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
+from models.email_sample import email_sample
 from models.statements import Row, Statement, decode, select_list
-from models.trigrams import email_sample, indexed_part
 
 
 class Role(StrEnum):
@@ -46,14 +46,11 @@ def normalize_email(email: str) -> str:
 
 
 def search_users(search: str | None) -> QuerySet[User]:
-    """Users whose email contains `search`, in any case.
+    """Users whose email contains `search`, in any case, found by reading every user.
 
-    Emails are stored lower-cased, so a case-sensitive LIKE on the lower-cased text is a
-    case-insensitive search, and the column stays bare: PostgreSQL's trigram index on `email`
-    (migrations/postgres, users_email_trigram) serves `email LIKE '%text%'` for three characters
-    or more, where `icontains` (UPPER(email) LIKE UPPER(...)) would read every row. A search of
-    three characters or more does not come here: its pages and its count go through the
-    statements below (`users_page`, `count_users`), on both databases.
+    Emails are stored lower-cased, so a case-sensitive match of the lower-cased text is a
+    case-insensitive search. The pages and the count of a search do not come here: they ask the
+    suffix index through the statements below (`users_page`, `count_users`), on both databases.
     """
     query = User.all()
     if search:
@@ -64,13 +61,11 @@ def search_users(search: str | None) -> QuerySet[User]:
 async def count_users(search: str | None) -> int:
     """How many users `search_users` finds. All of them: the one-row count that triggers on
     `users` keep exact (migrations `users_count`), since COUNT(*) would read every user."""
-    if search:
-        text = _trigram_text(search)
-        if text is None:
-            return await search_users(search).count()
+    text = _searched_text(search)
+    if text is not None:
         conn = User._meta.db
         statement = SEARCH_COUNT[conn.capabilities.dialect]
-        rows = await statement.rows(conn, await searched_values(conn, text))
+        rows = await statement.rows(conn, searched_values(conn.capabilities.dialect, text))
         return int(rows[0]["n"])
     rows = await User._meta.db.execute_query_dict('SELECT "users" FROM "users_count"')
     return int(rows[0]["users"])
@@ -89,7 +84,7 @@ def users_page_query(search: str | None, first: int, after_email: str | None) ->
 
 
 async def users_page(search: str | None, first: int, after_email: str | None) -> list[User]:
-    text = _trigram_text(search)
+    text = _searched_text(search)
     if text is not None:
         return await _searched_page(text, first, after_email or "")
     return await users_page_query(search, first, after_email)
@@ -97,16 +92,25 @@ async def users_page(search: str | None, first: int, after_email: str | None) ->
 
 # A page of a search first walks the email index from the cursor, SEARCH_WALK emails at most:
 # a text that many emails hold (a domain, a common prefix) fills its page there. Otherwise the
-# trigram index answers: PostgreSQL's (pg_trgm) or SQLite's FTS5 table with the trigram
-# tokenizer (migrations/sqlite, users_email_search), asked for the emails like the part of the
-# text whose trigrams are worth reading (models/trigrams.py; `%` and `_` in it stay wildcards
-# there, so it finds at least every match). Each candidate is then matched against the whole
-# text in `users` itself, so the answer is exact whatever the index holds.
+# suffix index answers (migrations `users_email_suffixes`): a text is in an email exactly when
+# it begins one of the email's suffixes, so the suffixes that begin with it, cut to
+# SUFFIX_CHARS, name just the emails that contain it (those that contain its first SUFFIX_CHARS
+# characters, when it is longer), found in one range of a B-tree (SQLite's table
+# users_email_suffixes) or of a GIN index (PostgreSQL's expression index on
+# keyturn_email_suffixes(email)), whatever the number of users. Each candidate is then matched
+# against the whole text in `users` itself, so the answer is exact whatever the index holds.
 
 SEARCH_WALK = 500
-"""Emails a page of a search reads in order before it asks the trigram index. Its candidates
+"""Emails a page of a search reads in order before it asks the suffix index. Its candidates
 for a text that many emails hold are thousands, read and sorted before the first page; the walk
 finds such a page in the first few hundred emails."""
+
+SUFFIX_CHARS = 16
+"""Characters of each suffix the index keeps (the migrations `users_email_suffixes` write it)."""
+
+_LAST_CHARACTER = "\U0010ffff"
+"""The last Unicode code point: UTF-8 orders bytes as code points, so on SQLite's B-tree every
+suffix that begins with a key sorts before the key followed by SUFFIX_CHARS of it."""
 
 # Column names from the model's own metadata, never from a caller: nothing to inject.
 WALKED_PAGE = Statement(
@@ -118,19 +122,17 @@ WALKED_PAGE = Statement(
         ') ORDER BY "email"'
     )
 )
-# The candidates, by dialect, then the whole text matched, escaped. On PostgreSQL the exact
-# match is a `strpos`, which no index serves (a second LIKE would add the whole text's trigrams
-# to the index's work again), and the candidates are a subquery the planner keeps as it is
-# (OFFSET 0): a plan made for any text might otherwise walk the email index in order and test
-# every user.
+# The candidates, by dialect, then the whole text matched (`instr`, `strpos`: no wildcards to
+# escape). On PostgreSQL the candidates are a subquery the planner keeps as it is (OFFSET 0): a
+# plan made for any text might otherwise walk the email index in order and test every user.
 _FROM_CANDIDATES = {
     "sqlite": (
-        'FROM "users" WHERE "id" IN (SELECT "id" FROM "users_email_search" WHERE "email" LIKE ?)'
-        " AND \"email\" LIKE ? ESCAPE '\\'"
+        'FROM "users" WHERE "email" IN (SELECT "email" FROM "users_email_suffixes"'
+        ' WHERE "suffix" BETWEEN ? AND ?) AND instr("email", ?) > 0'
     ),
     "postgres": (
-        'FROM (SELECT * FROM "users" WHERE "email" LIKE ? ESCAPE \'\\\' OFFSET 0) AS "users"'
-        ' WHERE strpos("email", ?) > 0'
+        'FROM (SELECT * FROM "users" WHERE keyturn_email_suffixes("email") @@ ?::tsquery'
+        ' OFFSET 0) AS "users" WHERE strpos("email", ?) > 0'
     ),
 }
 
@@ -150,12 +152,10 @@ SEARCHED_PAGE = {d: Statement(functools.partial(_searched_page_sql, d)) for d in
 SEARCH_COUNT = {d: Statement(functools.partial(_search_count_sql, d)) for d in _FROM_CANDIDATES}
 
 
-def _trigram_text(search: str | None) -> str | None:
-    """The text of a search that a trigram index can serve (three characters or more, as
-    stored: trimmed and lower-cased); None for no search or a shorter one, which walks the
-    email index instead."""
+def _searched_text(search: str | None) -> str | None:
+    """The text of a search as emails are stored (trimmed and lower-cased); None for none."""
     text = normalize_email(search) if search else ""
-    return text if len(text) >= 3 else None
+    return text or None
 
 
 def _like(text: str) -> str:
@@ -164,13 +164,15 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-async def searched_values(conn: BaseDBAsyncClient, text: str) -> list[str]:
-    """The parameters of `_FROM_CANDIDATES`: the candidates' pattern, then the whole text's."""
-    part = indexed_part(text, (await email_sample(conn)).share)
-    if conn.capabilities.dialect == "postgres":
-        return [_like(part), text]
-    # The trigram table's pattern keeps its wildcards: it finds at least every match.
-    return [f"%{part}%", _like(text)]
+def searched_values(dialect: str, text: str) -> list[str]:
+    """The parameters of `_FROM_CANDIDATES`: the suffixes that begin with the text's first
+    SUFFIX_CHARS characters, then the whole text."""
+    key = text[:SUFFIX_CHARS]
+    if dialect == "postgres":
+        # A prefix tsquery of one quoted lexeme: quotes doubled, backslashes escaped.
+        lexeme = key.replace("\\", "\\\\").replace("'", "''")
+        return [f"'{lexeme}':*", text]
+    return [key, key + _LAST_CHARACTER * (SUFFIX_CHARS - len(key)), text]
 
 
 async def _searched_page(text: str, first: int, after_email: str) -> list[User]:
@@ -181,7 +183,7 @@ async def _searched_page(text: str, first: int, after_email: str) -> list[User]:
     if (await email_sample(conn)).share(text) * SEARCH_WALK >= (first + 1) / 2:
         rows = await WALKED_PAGE.rows(conn, [after_email, SEARCH_WALK, _like(text), first + 1])
     if len(rows) <= first:  # the walk did not fill the page: the index has the whole answer
-        values = [*await searched_values(conn, text), after_email, first + 1]
+        values = [*searched_values(conn.capabilities.dialect, text), after_email, first + 1]
         rows = await SEARCHED_PAGE[conn.capabilities.dialect].rows(conn, values)
     return [decode(User, row, "") for row in rows]
 

@@ -1,18 +1,11 @@
-"""The part of a searched text worth asking a trigram index for.
+"""How common a searched text is among the emails, from a sample of them.
 
-A trigram index (PostgreSQL's pg_trgm, SQLite's FTS5 table `users_email_search`) answers
-`LIKE '%text%'` by reading the list of rows of every trigram of the text and keeping the rows on
-all of them. A trigram that nearly every email holds, one of a shared domain or of a common
-prefix, costs a read of nearly every user and rules nobody out: a search for `user0000042` among
-100,000 `userNNNNNNN@...` emails read four lists of 100,000 rows for the sake of `042`'s 1,300,
-and took 1.9 ms against 0.27 for `0000042`. So the index is asked only for the run of the text's
-trigrams around its rarest one that fewer than COMMON of the emails hold; the rows it finds
-are then matched against the whole text (models/users.py), so the answer is the same.
-
-How often a trigram occurs is read from a sample of the emails, a few spans spread over the
-table in storage order, taken again every SAMPLE_TTL seconds: a fixed cost (one to two
-milliseconds), whatever the number of users. A rare trigram may be missing from the sample: it
-then counts as rarer than any in it, which is what it is.
+A page of a search (`users(search: ...)`, models/users.py) first walks the email index from its
+cursor when the text is common enough for that walk to fill the page; otherwise it asks the
+suffix index. How common a text is comes from a sample of the emails, a few spans spread over
+the table in storage order, taken again every SAMPLE_TTL seconds: a fixed cost (one to two
+milliseconds), whatever the number of users. A rare text may be missing from the sample: it
+then counts as held by nobody, which is near enough what it is.
 """
 
 from __future__ import annotations
@@ -27,10 +20,6 @@ from tortoise import BaseDBAsyncClient
 
 from models.statements import for_dialect
 
-COMMON = 0.5
-"""A trigram in at least this share of the emails is left out of what the index is asked: its
-list is at least half the users long, and keeping its rows rules out at most half of them."""
-
 SAMPLE_SPANS = 16
 SAMPLE_ROWS = 64
 """Consecutive rows a span of the sample reads on SQLite; on PostgreSQL a span is one page of
@@ -41,23 +30,6 @@ MAX_COUNTED = 4096
 """Texts whose share a sample remembers; past that it counts afresh."""
 
 
-def indexed_part(text: str, share: Callable[[str], float]) -> str:
-    """The part of `text` (three characters or more) to ask the trigram index for: the longest
-    run of its trigrams around the rarest that each occur in less than COMMON of the emails,
-    or the whole text when it has no such trigram (every one of them is then needed to rule
-    anybody out at all)."""
-    shares = [share(text[i : i + 3]) for i in range(len(text) - 2)]
-    rarest = min(range(len(shares)), key=shares.__getitem__)
-    if shares[rarest] >= COMMON:
-        return text
-    first = last = rarest
-    while first > 0 and shares[first - 1] < COMMON:
-        first -= 1
-    while last < len(shares) - 1 and shares[last + 1] < COMMON:
-        last += 1
-    return text[first : last + 3]
-
-
 @dataclass
 class EmailSample:
     emails: tuple[str, ...]
@@ -65,8 +37,7 @@ class EmailSample:
     _shares: dict[str, float] = field(default_factory=dict)
 
     def share(self, text: str) -> float:
-        """The share of the sampled emails that hold `text` (a trigram, or a whole searched
-        text); an empty sample holds nothing."""
+        """The share of the sampled emails that hold `text`; an empty sample holds nothing."""
         known = self._shares.get(text)
         if known is None:
             if len(self._shares) >= MAX_COUNTED:
