@@ -124,15 +124,20 @@ WALKED_PAGE = Statement(
 )
 # The candidates, by dialect, then the whole text matched (`instr`, `strpos`: no wildcards to
 # escape). On PostgreSQL the candidates are a subquery the planner keeps as it is (OFFSET 0): a
-# plan made for any text might otherwise walk the email index in order and test every user.
+# plan made for any text might otherwise walk the email index in order and test every user. Its
+# query is made by the database (keyturn_email_suffix_query cuts the text as the index does) in
+# a sub-select, which the planner cannot see into: shown a text that most emails hold, it
+# would scan `users` and build every user's suffixes (92 ms at 10,000 users against 3 by the
+# index), where the index reads only the matches' entries.
 _FROM_CANDIDATES = {
     "sqlite": (
         'FROM "users" WHERE "email" IN (SELECT "email" FROM "users_email_suffixes"'
         ' WHERE "suffix" BETWEEN ? AND ?) AND instr("email", ?) > 0'
     ),
     "postgres": (
-        'FROM (SELECT * FROM "users" WHERE keyturn_email_suffixes("email") @@ ?::tsquery'
-        ' OFFSET 0) AS "users" WHERE strpos("email", ?) > 0'
+        'FROM (SELECT * FROM "users" WHERE keyturn_email_suffixes("email")'
+        ' @@ (SELECT keyturn_email_suffix_query(?)) OFFSET 0) AS "users"'
+        ' WHERE strpos("email", ?) > 0'
     ),
 }
 
@@ -166,12 +171,10 @@ def _like(text: str) -> str:
 
 def searched_values(dialect: str, text: str) -> list[str]:
     """The parameters of `_FROM_CANDIDATES`: the suffixes that begin with the text's first
-    SUFFIX_CHARS characters, then the whole text."""
-    key = text[:SUFFIX_CHARS]
+    SUFFIX_CHARS characters (on PostgreSQL the database cuts the text), then the whole text."""
     if dialect == "postgres":
-        # A prefix tsquery of one quoted lexeme: quotes doubled, backslashes escaped.
-        lexeme = key.replace("\\", "\\\\").replace("'", "''")
-        return [f"'{lexeme}':*", text]
+        return [text, text]
+    key = text[:SUFFIX_CHARS]
     return [key, key + _LAST_CHARACTER * (SUFFIX_CHARS - len(key)), text]
 
 

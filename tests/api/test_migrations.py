@@ -20,6 +20,7 @@ import asyncpg
 import pytest
 from aerich.utils import compress_dict, decompress_dict
 from tortoise import Tortoise
+from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 import api.migrations
@@ -30,7 +31,7 @@ from models import AuditEvent, Role, User
 from models import Session as SessionRow
 from models.audit import AuditKind, event_values
 from models.sessions import ROTATE_AND_RECORD, ROTATED_COLUMNS, Rotation
-from models.users import SEARCHED_PAGE, searched_values
+from models.users import SEARCHED_PAGE, count_users, searched_values
 from tests.conftest import (
     PG_HOST,
     PG_PORT,
@@ -465,6 +466,111 @@ async def test_upgrading_puts_the_users_already_there_in_the_suffix_index(
         ):
             rows = await statement.rows(conn, [*searched_values(dialect, text), "", 21])
             assert [row["email"] for row in rows] == found
+
+
+@pytest.fixture
+async def scratch_pg_ascii() -> AsyncIterator[str]:
+    """A database of its own in SQL_ASCII, as `initdb --locale=C` makes them, dropped after."""
+    require_service("PostgreSQL", port_open(PG_HOST, PG_PORT))
+    name = f"keyturn_test_{uuid.uuid4().hex[:10]}"
+    await pg_admin(
+        f"CREATE DATABASE \"{name}\" ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C'"
+        " TEMPLATE template0"
+    )
+    try:
+        yield name
+    finally:
+        await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_a_search_on_a_sql_ascii_postgres_cuts_the_text_as_its_index_does(
+    scratch_pg_ascii: str,
+) -> None:
+    """There substr counts bytes: the index keeps suffixes of 16 bytes, and the search's text
+    must be cut the same way (by the database) or a text of more than 16 bytes finds nobody."""
+    url = pg_url(scratch_pg_ascii)
+    await migrate(url)
+    emails = ["x😀😀😀😀😀@y.io", "zoë.😀.émile@example.org", "plain.ascii.address@example.org"]
+    now = datetime.now(UTC)
+    async with orm(url):
+        for email in emails:
+            await User.create(email=email, password_hash="x", created_at=now, updated_at=now)
+        conn = Tortoise.get_connection("postgres")
+        for text in (
+            "😀😀😀😀😀",
+            "zoë.😀.émile@exa",
+            "ë.😀.émile@exam",
+            "ascii.address@exam",
+            "😀",
+        ):
+            rows = await SEARCHED_PAGE["postgres"].rows(
+                conn, [*searched_values("postgres", text), "", 21]
+            )
+            assert [row["email"] for row in rows] == sorted(e for e in emails if text in e), text
+
+
+async def test_upgrading_postgres_rebuilds_a_suffix_index_left_invalid(
+    scratch_pg: str, migrations_copy: Path
+) -> None:
+    """An index built beforehand by hand with CONCURRENTLY (docs/deployment.md) whose build
+    failed is left invalid, which IF NOT EXISTS alone would keep and no search would use."""
+    url = pg_url(scratch_pg)
+    newer, restore = hold_back(migrations_copy, "postgres", "users_email_suffixes")
+    await migrate(url)
+    module = api.migrations.import_py_file(migrations_copy / "postgres" / newer)
+    async with orm(url):
+        conn = Tortoise.get_connection("postgres")
+        await conn.execute_script(await module.upgrade(conn))  # function and index, by hand
+        await conn.execute_script(
+            "UPDATE pg_index SET indisvalid = false"
+            " WHERE indexrelid = 'idx_users_email_suffixes'::regclass"
+        )
+    restore()
+
+    assert await migrate(url) == [newer]
+
+    async with orm(url):
+        rows = await Tortoise.get_connection("postgres").execute_query_dict(
+            "SELECT indisvalid FROM pg_index"
+            " WHERE indexrelid = 'idx_users_email_suffixes'::regclass"
+        )
+    assert rows == [{"indisvalid": True}]
+
+
+@pytest.mark.parametrize("dialect", ["sqlite"])
+async def test_sqlite_refuses_an_email_longer_than_its_suffix_index_holds(
+    dialect: Dialect, empty_database: str, migrations_copy: Path
+) -> None:
+    """SQLite's VARCHAR has no length (the model's 254 holds only for what tortoise writes):
+    an email longer than the table of positions (1,024, or the longest already there at the
+    upgrade) could not be found by a search, and is refused."""
+    newer, restore = hold_back(migrations_copy, dialect, "users_email_suffixes")
+    await migrate(empty_database)
+    insert = (
+        'INSERT INTO "users" ("id", "email", "password_hash", "role", "is_active",'
+        ' "token_version", "created_at", "updated_at")'
+        " VALUES (?, ?, 'x', 'user', 1, 0, '2026-01-01 00:00:00+00:00',"
+        " '2026-01-01 00:00:00+00:00')"
+    )
+    long_id = str(uuid.uuid4())
+    async with orm(empty_database):
+        conn = Tortoise.get_connection(dialect)
+        await conn.execute_query(insert, [long_id, "a" * 1100 + ".needle@example.test"])
+    restore()
+
+    assert await migrate(empty_database) == [newer]
+
+    async with orm(empty_database):
+        conn = Tortoise.get_connection(dialect)
+        assert await count_users("needle") == 1  # the positions reach the longest email there
+        with pytest.raises(IntegrityError, match="longer than the search index holds"):
+            await conn.execute_query(insert, [str(uuid.uuid4()), "b" * 1200 + "@example.test"])
+        with pytest.raises(IntegrityError, match="longer than the search index holds"):
+            await conn.execute_query(
+                'UPDATE "users" SET "email" = ? WHERE "id" = ?',
+                ["c" * 1200 + ".needle@example.test", long_id],
+            )
+        assert await count_users("needle") == 1
 
 
 # The models and the migrations agree.

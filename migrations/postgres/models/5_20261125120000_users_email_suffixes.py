@@ -11,7 +11,9 @@ RUN_IN_TRANSACTION = True
 # tsvector (array_to_tsvector keeps them as they are: no parser, no case folding), and a search
 # asks it for the lexemes that begin with the text (a prefix tsquery, `'text':*`; its first 16
 # characters when it is longer), which belong to just the emails that contain it, whatever the
-# number of users. models/users.py matches every candidate against the whole text.
+# number of users. models/users.py matches every candidate against the whole text. The query
+# is made by keyturn_email_suffix_query, in SQL, so that both sides are cut by the database's
+# own substr: on a SQL_ASCII database it counts bytes, not characters.
 #
 # The cost is room: about 0.7 kB a user (the trigram index took about 0.08). The trigram index
 # stays for now, unread by this version: the previous version searches with it while a rollout
@@ -23,13 +25,31 @@ RUN_IN_TRANSACTION = True
 
 
 async def upgrade(db: BaseDBAsyncClient) -> str:
-    return """
+    # An index built beforehand by hand (CREATE INDEX CONCURRENTLY, docs/deployment.md) that
+    # failed is left behind invalid, and IF NOT EXISTS would keep it: it is dropped and built.
+    return r"""
         CREATE OR REPLACE FUNCTION keyturn_email_suffixes(email text) RETURNS tsvector
         LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
         AS $$ SELECT pg_catalog.array_to_tsvector(ARRAY(
             SELECT pg_catalog.substr(email, i, 16)
             FROM pg_catalog.generate_series(1, pg_catalog.length(email)) AS i
         )) $$;
+        CREATE OR REPLACE FUNCTION keyturn_email_suffix_query(search text) RETURNS tsquery
+        LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+        AS $$ SELECT CAST(
+            '''' || pg_catalog.replace(pg_catalog.replace(
+                pg_catalog.substr(search, 1, 16), '\', '\\'), '''', '''''') || ''':*'
+            AS pg_catalog.tsquery
+        ) $$;
+        DO $$ BEGIN
+            IF EXISTS (
+                SELECT 1 FROM pg_catalog.pg_index
+                WHERE indexrelid = pg_catalog.to_regclass('idx_users_email_suffixes')
+                AND NOT indisvalid
+            ) THEN
+                DROP INDEX "idx_users_email_suffixes";
+            END IF;
+        END $$;
         CREATE INDEX IF NOT EXISTS "idx_users_email_suffixes" ON "users"
         USING gin (keyturn_email_suffixes("email"));"""
 
@@ -37,6 +57,7 @@ async def upgrade(db: BaseDBAsyncClient) -> str:
 async def downgrade(db: BaseDBAsyncClient) -> str:
     return """
         DROP INDEX IF EXISTS "idx_users_email_suffixes";
+        DROP FUNCTION IF EXISTS keyturn_email_suffix_query(text);
         DROP FUNCTION IF EXISTS keyturn_email_suffixes(text);"""
 
 

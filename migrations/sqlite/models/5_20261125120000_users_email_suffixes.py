@@ -15,8 +15,10 @@ RUN_IN_TRANSACTION = True
 # The cost is room: one row per character of an email, about 1.2 kB a user (the trigram table
 # took about 0.13). Triggers keep it in the transaction that inserts, deletes or changes a
 # user's email. A trigger cannot count (SQLite allows no WITH in one), so the positions come
-# from a table of the numbers 1 to 1,024; Keyturn refuses emails longer than 254 characters.
-# No model changes, so MODELS_STATE is the previous migration's.
+# from a table of the numbers 1 to 1,024, or to the longest email already there: Keyturn
+# refuses emails longer than 254 characters, SQLite does not (its VARCHAR has no length), so
+# an email longer than the table, which the search could not find, is refused as it is
+# written. No model changes, so MODELS_STATE is the previous migration's.
 
 _SUFFIXES_OF = """
     SELECT DISTINCT substr({email}, "n", 16), {email} FROM "users_email_positions"
@@ -30,7 +32,10 @@ async def upgrade(db: BaseDBAsyncClient) -> str:
         DROP TRIGGER IF EXISTS "users_email_search_insert";
         DROP TABLE IF EXISTS "users_email_search";
         CREATE TABLE "users_email_positions" ("n" INTEGER PRIMARY KEY NOT NULL);
-        WITH RECURSIVE "p"("n") AS (SELECT 1 UNION ALL SELECT "n" + 1 FROM "p" WHERE "n" < 1024)
+        WITH RECURSIVE "p"("n") AS (
+            SELECT 1 UNION ALL SELECT "n" + 1 FROM "p"
+            WHERE "n" < max(1024, (SELECT coalesce(max(length("email")), 0) FROM "users"))
+        )
         INSERT INTO "users_email_positions" ("n") SELECT "n" FROM "p";
         CREATE TABLE "users_email_suffixes" (
             "suffix" TEXT NOT NULL,
@@ -40,6 +45,16 @@ async def upgrade(db: BaseDBAsyncClient) -> str:
         INSERT OR IGNORE INTO "users_email_suffixes" ("suffix", "email")
         SELECT DISTINCT substr(u."email", p."n", 16), u."email"
         FROM "users" AS u JOIN "users_email_positions" AS p ON p."n" <= length(u."email");
+        CREATE TRIGGER "users_email_suffixes_too_long" BEFORE INSERT ON "users"
+        WHEN length(NEW."email") > (SELECT max("n") FROM "users_email_positions")
+        BEGIN
+            SELECT RAISE(ABORT, 'users.email is longer than the search index holds');
+        END;
+        CREATE TRIGGER "users_email_suffixes_too_long_update" BEFORE UPDATE OF "email" ON "users"
+        WHEN length(NEW."email") > (SELECT max("n") FROM "users_email_positions")
+        BEGIN
+            SELECT RAISE(ABORT, 'users.email is longer than the search index holds');
+        END;
         CREATE TRIGGER "users_email_suffixes_insert" AFTER INSERT ON "users"
         BEGIN
             INSERT OR IGNORE INTO "users_email_suffixes" ("suffix", "email"){new};
@@ -61,6 +76,8 @@ async def downgrade(db: BaseDBAsyncClient) -> str:
         DROP TRIGGER IF EXISTS "users_email_suffixes_delete";
         DROP TRIGGER IF EXISTS "users_email_suffixes_update";
         DROP TRIGGER IF EXISTS "users_email_suffixes_insert";
+        DROP TRIGGER IF EXISTS "users_email_suffixes_too_long_update";
+        DROP TRIGGER IF EXISTS "users_email_suffixes_too_long";
         DROP TABLE IF EXISTS "users_email_suffixes";
         DROP TABLE IF EXISTS "users_email_positions";
         CREATE VIRTUAL TABLE "users_email_search" USING fts5(
