@@ -573,6 +573,29 @@ async def test_sqlite_refuses_an_email_longer_than_its_suffix_index_holds(
         assert await count_users("needle") == 1
 
 
+async def test_a_search_on_postgres_works_without_standard_conforming_strings(
+    scratch_pg: str,
+) -> None:
+    """A SQL function's body is parsed at each call under the caller's settings: the suffix
+    query's backslashes must read the same with standard_conforming_strings off."""
+    url = pg_url(scratch_pg)
+    await migrate(url)
+    await pg_admin(f'ALTER DATABASE "{scratch_pg}" SET standard_conforming_strings = off')
+    emails = ["back\\slash@example.org", "o'brien@example.org", "plain@example.org"]
+    now = datetime.now(UTC)
+    async with orm(url):
+        for email in emails:
+            await User.create(email=email, password_hash="x", created_at=now, updated_at=now)
+        conn = Tortoise.get_connection("postgres")
+        [row] = await conn.execute_query_dict("SHOW standard_conforming_strings")
+        assert row["standard_conforming_strings"] == "off"
+        for text in ("k\\s", "o'b", "\\", "'", "example.org"):
+            rows = await SEARCHED_PAGE["postgres"].rows(
+                conn, [*searched_values("postgres", text), "", 21]
+            )
+            assert [row["email"] for row in rows] == sorted(e for e in emails if text in e), text
+
+
 # The models and the migrations agree.
 
 

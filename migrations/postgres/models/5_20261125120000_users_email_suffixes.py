@@ -26,7 +26,10 @@ RUN_IN_TRANSACTION = True
 
 async def upgrade(db: BaseDBAsyncClient) -> str:
     # An index built beforehand by hand (CREATE INDEX CONCURRENTLY, docs/deployment.md) that
-    # failed is left behind invalid, and IF NOT EXISTS would keep it: it is dropped and built.
+    # failed is left behind invalid, and IF NOT EXISTS would keep it: it is dropped and built
+    # (its DROP holds reads of `users` too until the migrations commit; deployment.md says to
+    # drop it CONCURRENTLY first). The backslashes are E'' strings: a function's body is read
+    # again at each call, under the caller's standard_conforming_strings.
     return r"""
         CREATE OR REPLACE FUNCTION keyturn_email_suffixes(email text) RETURNS tsvector
         LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
@@ -38,7 +41,7 @@ async def upgrade(db: BaseDBAsyncClient) -> str:
         LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
         AS $$ SELECT CAST(
             '''' || pg_catalog.replace(pg_catalog.replace(
-                pg_catalog.substr(search, 1, 16), '\', '\\'), '''', '''''') || ''':*'
+                pg_catalog.substr(search, 1, 16), E'\\', E'\\\\'), '''', '''''') || ''':*'
             AS pg_catalog.tsquery
         ) $$;
         DO $$ BEGIN
