@@ -217,10 +217,11 @@ async def cmd_admin_hint(settings: Settings) -> None:
     async with database(settings):
         has_admin = await UserRow.exists(role=Role.ADMIN, is_active=True)
     if not has_admin:
-        print(
-            "No admin yet. Create the first one with:\n"
-            "  .venv/bin/keyturn users create admin@example.com --admin",
-            file=sys.stderr,
+        # A log line like the server's, with its time: an operator reading the log later can
+        # tell which start it belongs to.
+        logger.warning(
+            "No admin yet. Create the first one with: "
+            ".venv/bin/keyturn users create admin@example.com --admin"
         )
 
 
