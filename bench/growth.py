@@ -314,7 +314,7 @@ async def explain(url: str) -> list[tuple[str, str]]:
         ),
         (
             "users: page after a cursor",
-            users_page_query(None, 20, email_of(50_000)).sql(params_inline=True),
+            users_page_query(20, email_of(50_000)).sql(params_inline=True),
         ),
         ("users: totalCount", 'SELECT "users" FROM "users_count"'),
         (WALK_PLAN, WALKED_PAGE.sql(conn)),

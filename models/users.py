@@ -45,22 +45,10 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
-def search_users(search: str | None) -> QuerySet[User]:
-    """Users whose email contains `search`, in any case, found by reading every user.
-
-    Emails are stored lower-cased, so a case-sensitive match of the lower-cased text is a
-    case-insensitive search. The pages and the count of a search do not come here: they ask the
-    suffix index through the statements below (`users_page`, `count_users`), on both databases.
-    """
-    query = User.all()
-    if search:
-        query = query.filter(email__contains=normalize_email(search))
-    return query
-
-
 async def count_users(search: str | None) -> int:
-    """How many users `search_users` finds. All of them: the one-row count that triggers on
-    `users` keep exact (migrations `users_count`), since COUNT(*) would read every user."""
+    """How many users' emails contain `search` (in any case: emails are stored lower-cased),
+    through the suffix index; without a search, the one-row count that triggers on `users`
+    keep exact (migrations `users_count`), since COUNT(*) would read every user."""
     text = _searched_text(search)
     if text is not None:
         conn = User._meta.db
@@ -71,13 +59,11 @@ async def count_users(search: str | None) -> int:
     return int(rows[0]["users"])
 
 
-def users_page_query(search: str | None, first: int, after_email: str | None) -> QuerySet[User]:
-    """Users by email, one page after `after_email`, plus one row to tell if more follow.
-
-    Without a search: a walk of the unique index on `email` from the cursor, stopped at the page
-    size, whatever the number of users.
-    """
-    query = search_users(search)
+def users_page_query(first: int, after_email: str | None) -> QuerySet[User]:
+    """Users by email, one page after `after_email`, plus one row to tell if more follow: a
+    walk of the unique index on `email` from the cursor, stopped at the page size, whatever the
+    number of users. (A page of a search is `_searched_page`.)"""
+    query = User.all()
     if after_email is not None:
         query = query.filter(email__gt=after_email)
     return query.order_by("email").limit(first + 1)
@@ -87,7 +73,7 @@ async def users_page(search: str | None, first: int, after_email: str | None) ->
     text = _searched_text(search)
     if text is not None:
         return await _searched_page(text, first, after_email or "")
-    return await users_page_query(search, first, after_email)
+    return await users_page_query(first, after_email)
 
 
 # A page of a search first walks the email index from the cursor, SEARCH_WALK emails at most:

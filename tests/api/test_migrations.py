@@ -73,16 +73,23 @@ async def orm(database_url: str) -> AsyncIterator[None]:
         await Tortoise.close_connections()
 
 
-@pytest.fixture
-async def scratch_pg() -> AsyncIterator[str]:
-    """A database of its own on the real PostgreSQL, dropped afterwards."""
+@asynccontextmanager
+async def pg_database_of_its_own(options: str = "") -> AsyncIterator[str]:
+    """A database of its own on the real PostgreSQL (CREATE DATABASE `options`), dropped
+    afterwards."""
     require_service("PostgreSQL", port_open(PG_HOST, PG_PORT))
     name = f"keyturn_test_{uuid.uuid4().hex[:10]}"
-    await pg_admin(f'CREATE DATABASE "{name}"')
+    await pg_admin(f'CREATE DATABASE "{name}" {options}')
     try:
         yield name
     finally:
         await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def scratch_pg() -> AsyncIterator[str]:
+    async with pg_database_of_its_own() as name:
+        yield name
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -443,44 +450,41 @@ async def test_upgrading_puts_the_users_already_there_in_the_suffix_index(
 ) -> None:
     newer, restore = hold_back(migrations_copy, dialect, "users_email_suffixes")
     await migrate(empty_database)
-    now = datetime.now(UTC)
     async with orm(empty_database):
-        for name in ("early.bird", "second.early"):
-            await User.create(
-                email=f"{name}@example.com", password_hash="x", created_at=now, updated_at=now
-            )
+        await add_users(["early.bird@example.com", "second.early@example.com"])
     restore()
 
     assert await migrate(empty_database) == [newer]
 
     async with orm(empty_database):
-        await User.create(
-            email="late.comer@example.com", password_hash="x", created_at=now, updated_at=now
-        )
-        # Asked directly, as a rare text's page asks (models/users.py): no walk of the emails.
-        conn = Tortoise.get_connection(dialect)
-        statement = SEARCHED_PAGE[dialect]
-        for text, found in (
-            ("early", ["early.bird@example.com", "second.early@example.com"]),
-            ("late.comer", ["late.comer@example.com"]),
-        ):
-            rows = await statement.rows(conn, [*searched_values(dialect, text), "", 21])
-            assert [row["email"] for row in rows] == found
+        await add_users(["late.comer@example.com"])
+        assert await index_finds(dialect, "early") == [
+            "early.bird@example.com",
+            "second.early@example.com",
+        ]
+        assert await index_finds(dialect, "late.comer") == ["late.comer@example.com"]
 
 
 @pytest.fixture
 async def scratch_pg_ascii() -> AsyncIterator[str]:
-    """A database of its own in SQL_ASCII, as `initdb --locale=C` makes them, dropped after."""
-    require_service("PostgreSQL", port_open(PG_HOST, PG_PORT))
-    name = f"keyturn_test_{uuid.uuid4().hex[:10]}"
-    await pg_admin(
-        f"CREATE DATABASE \"{name}\" ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C'"
-        " TEMPLATE template0"
-    )
-    try:
+    """In SQL_ASCII, as `initdb --locale=C` makes them."""
+    options = "ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+    async with pg_database_of_its_own(options) as name:
         yield name
-    finally:
-        await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def add_users(emails: list[str]) -> None:
+    now = datetime.now(UTC)
+    for email in emails:
+        await User.create(email=email, password_hash="x", created_at=now, updated_at=now)
+
+
+async def index_finds(dialect: Dialect, text: str) -> list[str]:
+    """The emails the suffix index finds for `text`, asked as a rare text's page asks
+    (models/users.py): no walk of the emails first."""
+    conn = Tortoise.get_connection(dialect)
+    rows = await SEARCHED_PAGE[dialect].rows(conn, [*searched_values(dialect, text), "", 21])
+    return [row["email"] for row in rows]
 
 
 async def test_a_search_on_a_sql_ascii_postgres_cuts_the_text_as_its_index_does(
@@ -491,11 +495,8 @@ async def test_a_search_on_a_sql_ascii_postgres_cuts_the_text_as_its_index_does(
     url = pg_url(scratch_pg_ascii)
     await migrate(url)
     emails = ["x😀😀😀😀😀@y.io", "zoë.😀.émile@example.org", "plain.ascii.address@example.org"]
-    now = datetime.now(UTC)
     async with orm(url):
-        for email in emails:
-            await User.create(email=email, password_hash="x", created_at=now, updated_at=now)
-        conn = Tortoise.get_connection("postgres")
+        await add_users(emails)
         for text in (
             "😀😀😀😀😀",
             "zoë.😀.émile@exa",
@@ -503,10 +504,7 @@ async def test_a_search_on_a_sql_ascii_postgres_cuts_the_text_as_its_index_does(
             "ascii.address@exam",
             "😀",
         ):
-            rows = await SEARCHED_PAGE["postgres"].rows(
-                conn, [*searched_values("postgres", text), "", 21]
-            )
-            assert [row["email"] for row in rows] == sorted(e for e in emails if text in e), text
+            assert await index_finds("postgres", text) == sorted(e for e in emails if text in e)
 
 
 async def test_upgrading_postgres_rebuilds_a_suffix_index_left_invalid(
@@ -582,18 +580,13 @@ async def test_a_search_on_postgres_works_without_standard_conforming_strings(
     await migrate(url)
     await pg_admin(f'ALTER DATABASE "{scratch_pg}" SET standard_conforming_strings = off')
     emails = ["back\\slash@example.org", "o'brien@example.org", "plain@example.org"]
-    now = datetime.now(UTC)
     async with orm(url):
-        for email in emails:
-            await User.create(email=email, password_hash="x", created_at=now, updated_at=now)
+        await add_users(emails)
         conn = Tortoise.get_connection("postgres")
         [row] = await conn.execute_query_dict("SHOW standard_conforming_strings")
         assert row["standard_conforming_strings"] == "off"
         for text in ("k\\s", "o'b", "\\", "'", "example.org"):
-            rows = await SEARCHED_PAGE["postgres"].rows(
-                conn, [*searched_values("postgres", text), "", 21]
-            )
-            assert [row["email"] for row in rows] == sorted(e for e in emails if text in e), text
+            assert await index_finds("postgres", text) == sorted(e for e in emails if text in e)
 
 
 # The models and the migrations agree.

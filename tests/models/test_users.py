@@ -19,7 +19,6 @@ from models.users import (
     SEARCHED_PAGE,
     SUFFIX_CHARS,
     count_users,
-    search_users,
     searched_values,
     users_page,
     users_page_query,
@@ -75,7 +74,7 @@ async def test_a_page_after_a_cursor_walks_the_email_index(many_users: str) -> N
     page = await users_page(None, 20, email_of(5000))
 
     assert [u.email for u in page] == [email_of(i) for i in range(5001, 5022)]
-    explained = await plan(many_users, users_page_query(None, 20, email_of(5000)))
+    explained = await plan(many_users, users_page_query(20, email_of(5000)))
     if dialect_of(many_users) == "postgres":
         assert "Index Scan using users_email_key" in explained, explained
         assert "Sort" not in explained, explained
@@ -87,8 +86,8 @@ async def test_a_page_after_a_cursor_walks_the_email_index(many_users: str) -> N
 async def test_a_search_finds_every_user_whose_email_contains_it(many_users: str) -> None:
     page = await users_page("0001234@EXAMPLE", 20, None)
     assert [u.email for u in page] == [email_of(1234)]
-    assert await search_users("user00012").count() == 100  # user0001200 to user0001299
-    assert await search_users("@example.test").count() == USERS
+    assert await count_users("user00012") == 100  # user0001200 to user0001299
+    assert await count_users("@example.test") == USERS
 
 
 @pytest.mark.parametrize("backend", ["postgres"])
@@ -318,7 +317,7 @@ async def test_a_rare_search_on_sqlite_is_answered_by_the_suffix_table(many_user
     ]
     assert await users_page("0009876", 20, None) == []
     assert await count_users("0009876") == 0
-    assert await search_users("0009876").count() == 1  # the users are there
+    assert await UserRow.filter(email__contains="0009876").count() == 1  # the users are there
 
 
 async def test_the_suffix_index_follows_new_users_changed_emails_and_deletions(
