@@ -1,7 +1,7 @@
 """Where a request's time goes, without HTTP or wrk: the ASGI apps called in one process.
 
     .venv/bin/python -m bench.inproc [--db sqlite|postgres] [--requests 3000] [--repeats 5]
-                                     [--profile CASE]
+                                     [--cases CASE,CASE] [--profile CASE]
 
 Keyturn (its whole middleware stack, as `keyturn serve` builds it) and the framework floor of
 bench/baselines.py (stock, and on Keyturn's short path) are driven with the same
@@ -11,11 +11,16 @@ cores. It prints the median microseconds per request of each case and its ratio 
 `--profile CASE` runs that case under cProfile and prints the 30 costliest functions
 (cumulative). `make bench` (bench/run.py) measures the same
 servers over HTTP; this is the tool to find where the time goes.
+
+`keyturn refresh` rotates one token at a time; `keyturn refresh x16` has sixteen callers at
+once, whose rotations share transactions as a loaded server's do, and its event loop's CPU per
+refresh against `me`'s is the HTTP target's ratio without HTTP's equal share of both.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import json
 import os
@@ -51,6 +56,7 @@ REFRESH = (
 REFRESH_POOL = 64
 TYPENAME = json.dumps({"query": "{ __typename }"}).encode()
 SESSIONS = 16
+CLIENTS = 16  # callers at once in `keyturn refresh x16`; REFRESH_POOL is a multiple
 
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
@@ -110,14 +116,20 @@ class Rotations:
     def __init__(self, tokens: list[str]) -> None:
         self.pool = tokens
 
-    async def timed(self, app: App, n: int) -> float:
+    async def timed(self, app: App, n: int, clients: int = 1) -> float:
+        """Microseconds per refresh over n refreshes, from `clients` callers at once (several:
+        their rotations share transactions, as under load; each owns its slots of the pool)."""
         started = time.perf_counter()
         anonymous = scope(None)
-        for i in range(n):
-            slot = i % len(self.pool)
-            body = json.dumps({"query": REFRESH, "variables": {"t": self.pool[slot]}})
-            answer = json.loads(await call(app, anonymous, body.encode()))
-            self.pool[slot] = answer["data"]["refresh"]["refreshToken"]
+
+        async def client(first: int) -> None:
+            for i in range(first, n, clients):
+                slot = i % len(self.pool)
+                body = json.dumps({"query": REFRESH, "variables": {"t": self.pool[slot]}})
+                answer = json.loads(await call(app, anonymous, body.encode()))
+                self.pool[slot] = answer["data"]["refresh"]["refreshToken"]
+
+        await asyncio.gather(*(client(first) for first in range(clients)))
         return (time.perf_counter() - started) / n * 1e6
 
 
@@ -160,7 +172,10 @@ async def main_async(args: argparse.Namespace) -> None:
             "keyturn typename": lambda n: timed(keyturn, [scope(None)], TYPENAME, n),
             "keyturn me": lambda n: timed(keyturn, me_scopes, ME, n),
             "keyturn refresh": lambda n: rotations.timed(keyturn, n // 4),
+            "keyturn refresh x16": lambda n: rotations.timed(keyturn, n // 4, CLIENTS),
         }
+        if args.cases:
+            cases = {name: case for name, case in cases.items() if name in args.cases}
         for case in cases.values():  # warm every cache
             await case(200)
         if args.profile:
@@ -177,10 +192,10 @@ async def main_async(args: argparse.Namespace) -> None:
             for name, case in cases.items():
                 cpu_before, loop_before = time.process_time(), time.thread_time()
                 samples[name].append(await case(args.requests))
-                requests = args.requests // 4 if name == "keyturn refresh" else args.requests
+                requests = args.requests // 4 if "refresh" in name else args.requests
                 cpu[name].append((time.process_time() - cpu_before) / requests * 1e6)
                 loop_cpu[name].append((time.thread_time() - loop_before) / requests * 1e6)
-        floor_us = statistics.median(samples["floor me"])
+        floor_us = statistics.median(samples["floor me"]) if "floor me" in samples else None
         print(
             f"{args.db}: median µs per request over {args.repeats} runs of {args.requests} "
             "(wall clock; cpu: this process's CPU time, every thread, per request; loop: the "
@@ -192,8 +207,14 @@ async def main_async(args: argparse.Namespace) -> None:
                 f"  {name:18} {us:8.1f} µs  (min {min(values):.1f}, max {max(values):.1f})"
                 f"  cpu {statistics.median(cpu[name]):8.1f} µs"
                 f"  loop {statistics.median(loop_cpu[name]):8.1f} µs"
-                f"  floor/this {floor_us / us:5.2f}"
+                + (f"  floor/this {floor_us / us:5.2f}" if floor_us else "")
             )
+        # The HTTP target's ratio, by CPU: a loaded server's refreshes share their commits, as
+        # these sixteen callers' do; wrk and HTTP parsing add the same to both cases there.
+        if "keyturn me" in loop_cpu and "keyturn refresh x16" in loop_cpu:
+            me_loop = statistics.median(loop_cpu["keyturn me"])
+            refresh_loop = statistics.median(loop_cpu["keyturn refresh x16"])
+            print(f"  me / refresh x16 by the loop's CPU: {me_loop / refresh_loop:.3f}")
 
 
 def main() -> None:
@@ -204,8 +225,20 @@ def main() -> None:
     parser.add_argument("--sort", default="cumulative")
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument(
+        "--cases",
+        type=lambda text: set(text.split(",")),
+        help="only these cases, comma-separated (e.g. 'keyturn me,keyturn refresh x16')",
+    )
+    parser.add_argument(
         "--profile",
-        choices=("floor me", "short floor me", "keyturn typename", "keyturn me", "keyturn refresh"),
+        choices=(
+            "floor me",
+            "short floor me",
+            "keyturn typename",
+            "keyturn me",
+            "keyturn refresh",
+            "keyturn refresh x16",
+        ),
     )
     # uvloop, the loop `keyturn serve` runs on: asyncio's own costs more per round trip.
     uvloop.run(main_async(parser.parse_args()))
