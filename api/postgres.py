@@ -129,13 +129,24 @@ class KeyturnAsyncpgClient(AsyncpgDBClient):
     def acquire_connection(self) -> PoolConnectionWrapper[asyncpg.Connection]:
         return _BoundedPoolConnection(self, self._pool_init_lock)
 
-    async def acquire_bounded(self) -> PoolConnectionProxy:
-        """A connection from the pool (made first if need be), waited for `wait_limit` at most:
-        the one way every statement here takes one."""
+    async def acquire_bounded(self, deadline: float | None = None) -> PoolConnectionProxy:
+        """A connection from the pool (made first if need be), waited for `wait_limit` at most,
+        or until `deadline` (the loop's time) when the statement has already waited for a
+        slot: the one way every statement here takes one. A wait that runs out, or has nothing
+        left, fails with TimeoutError, as the pool's own does."""
         await PoolConnectionWrapper(self, self._pool_init_lock).ensure_connection()
         assert self._pool is not None
-        proxy: PoolConnectionProxy = await self._pool.acquire(timeout=self.wait_limit)
-        return proxy
+        if deadline is None:
+            proxy: PoolConnectionProxy = await self._pool.acquire(timeout=self.wait_limit)
+            return proxy
+        if deadline <= asyncio.get_running_loop().time():
+            raise TimeoutError
+        # The pool is given the whole limit still: asyncpg keeps it as the budget of the
+        # connection's return (to wait for a cancelled statement to end, else to drop the
+        # connection), and a held connection taken with 0.1 s left would keep 0.1 s for as
+        # long as it is held.
+        async with asyncio.timeout_at(deadline):
+            return cast(PoolConnectionProxy, await self._pool.acquire(timeout=self.wait_limit))
 
     @property
     def wait_limit(self) -> float:
@@ -230,16 +241,17 @@ class KeyturnAsyncpgClient(AsyncpgDBClient):
             if self._slots is None:  # a pool too small to lend any
                 async with self.acquire_connection() as pooled:
                     return await fetch(pooled)
-            if self._slots.locked():  # a timer only where there is a wait
-                async with asyncio.timeout(self.wait_limit):
+            # A timer only where there is a wait; one deadline for all of it, the slot's and
+            # then the pool's: with a limit each, SERVICE_UNAVAILABLE came up to twice as late.
+            deadline = None
+            if self._slots.locked():
+                deadline = asyncio.get_running_loop().time() + self.wait_limit
+                async with asyncio.timeout_at(deadline):
                     await self._slots.acquire()
             else:
                 await self._slots.acquire()
             try:
-                held = await self._take()
-                if held is None:  # closing
-                    async with self.acquire_connection() as pooled:
-                        return await fetch(pooled)
+                held = await self._take(deadline)
                 return await self._fetch_on(held, fetch)
             finally:
                 self._slots.release()
@@ -267,9 +279,12 @@ class KeyturnAsyncpgClient(AsyncpgDBClient):
         await self._put_back(held, usable=True)
         return rows
 
-    async def _take(self) -> PoolConnectionProxy | None:
+    async def _take(self, deadline: float | None) -> PoolConnectionProxy:
         """A held connection, under a slot: a free one, else one more from the pool (fewer
-        than may_hold are held when no slot's connection is free); None when closing."""
+        than may_hold are held when no slot's connection is free), waited for until
+        `deadline` (the loop's time), or `wait_limit` when there was no wait before. When
+        closing, the pool's connection is lent for this statement only: `_put_back` gives it
+        back."""
         while self._idle:
             held = self._idle.pop()
             if _alive(held):
@@ -277,9 +292,7 @@ class KeyturnAsyncpgClient(AsyncpgDBClient):
             # Dropped while idle (the server restarted, or ended the backend): the pool has
             # it back or cleans it up, and the statement goes on another connection.
             await self._put_back(held, usable=False)
-        if self._closing:
-            return None
-        return await self.acquire_bounded()
+        return await self.acquire_bounded(deadline)
 
     async def _put_back(self, held: PoolConnectionProxy, *, usable: bool) -> None:
         if usable and not self._closing and _alive(held):

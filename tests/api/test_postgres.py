@@ -328,6 +328,66 @@ async def test_backends_terminated_under_load_fail_only_as_the_database_unavaila
         await pool.release(proxy)
 
 
+async def test_a_statement_waits_for_a_slot_and_then_the_pool_no_longer_than_the_timeout(
+    pg_database: str | None,
+) -> None:
+    # A statement that waited for a slot and then found no held connection free waits for the
+    # pool too. Each wait had the URL's timeout of its own: SERVICE_UNAVAILABLE came after up
+    # to twice as long.
+    require_service("PostgreSQL", pg_database is not None)
+    assert pg_database is not None
+    limit = 1.0
+    url = pg_url(pg_database) + f"?maxsize=4&timeout={limit}"  # two slots
+    await Tortoise.init(config=tortoise_config(url))
+    client = _client(url)
+    killer = await asyncpg.connect(pg_url(pg_database, scheme="postgresql"))
+    loop = asyncio.get_running_loop()
+    tasks: list[asyncio.Task[int]] = []
+    taken: list[asyncpg.pool.PoolConnectionProxy] = []
+    try:
+        # The first slot's statement sleeps on held connection A...
+        tasks.append(asyncio.create_task(_pid(client, 30)))
+        async with asyncio.timeout(5):
+            while not (  # noqa: ASYNC110 (the server's view, no event)
+                pid := await killer.fetchval(
+                    "SELECT pid FROM pg_stat_activity WHERE state = 'active'"
+                    " AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()"
+                )
+            ):
+                await asyncio.sleep(0.01)
+        # ... the rest of the pool is out, so the second slot's statement waits for it...
+        pool = client._pool
+        assert pool is not None
+        taken = [await pool.acquire() for _ in range(3)]
+        tasks.append(asyncio.create_task(_pid(client)))
+        await asyncio.sleep(0)
+        assert client._slots is not None
+        assert client._slots.locked()
+        # ... and a third waits for a slot, which A's end frees halfway through its wait. A
+        # goes back to the pool, which lends it (made anew) to the second: the third, in the
+        # freed slot, finds no held connection free and waits for the pool in turn.
+        started = loop.time()
+        tasks.append(asyncio.create_task(_pid(client)))
+        await asyncio.sleep(limit / 2)
+        await killer.execute("SELECT pg_terminate_backend($1)", pid)
+        first, second, third = await asyncio.gather(*tasks, return_exceptions=True)
+        waited = loop.time() - started
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for proxy in taken:
+            await pool.release(proxy)
+        await killer.close()
+        await Tortoise.close_connections()
+    assert isinstance(first, asyncpg.ConnectionDoesNotExistError)
+    assert isinstance(second, int)
+    assert second != pid
+    assert isinstance(third, TimeoutError)
+    assert is_unavailable(third)
+    assert limit * 0.9 < waited < limit * 1.25, waited  # one limit in all, not 1.5
+
+
 async def _opened_here(pg_database: str | None) -> KeyturnAsyncpgClient:
     """The ORM opened by the test itself, for a test of closing it (the `pg` fixture would)."""
     require_service("PostgreSQL", pg_database is not None)
