@@ -78,8 +78,23 @@ PASSWORD_PROVEN = frozenset({ErrorCode.ACCOUNT_DISABLED, ErrorCode.BAD_USER_INPU
 PASSWORD_REFUSED = frozenset({ErrorCode.INVALID_CREDENTIALS})
 
 
+class _Window(RateLimitItemPerSecond):
+    """A limit whose counter is named by what it counts and its window, not by its amount.
+
+    `limits` names a counter after its amount too, so that changing a limit (a setting, on a
+    rolling restart) started every count afresh in Redis: lowering
+    KEYTURN_LOGIN_MAX_FAILURES_PER_ACCOUNT in the middle of an attack handed the attacker a new
+    budget, and during the rollout the old and new instances counted apart, each granting its
+    own. Here every instance counts on one counter and judges it by its own limit.
+    """
+
+    def key_for(self, *identifiers: bytes | str | int | float) -> str:
+        named = "/".join(str(part) for part in identifiers)
+        return f"{self.namespace}/{named}/{self.multiples}s"
+
+
 def _per(amount: int, seconds: int, namespace: str) -> RateLimitItem:
-    return RateLimitItemPerSecond(amount, seconds, namespace=namespace)
+    return _Window(amount, seconds, namespace=namespace)
 
 
 def lockout_seconds(window: int, level: int) -> int:

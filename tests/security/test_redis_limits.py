@@ -94,6 +94,49 @@ async def test_per_address_counts_are_shared(instance_a: Harness, instance_b: Th
     assert retry_after(refused) > 0
 
 
+async def test_a_changed_limit_counts_on_from_where_the_old_one_left(
+    instance_a: Harness,
+) -> None:
+    # Instance B is the same deployment after KEYTURN_REFRESH_MAX_PER_IP went from 4 to 6 on a
+    # rolling restart: both count on one counter, each by its own limit.
+    raised = Throttle(
+        instance_a.settings.model_copy(update={"refresh_max_per_ip": 6}), instance_a.clock
+    )
+    here = ClientInfo(ip_address="127.0.0.1")
+    try:
+        for _ in range(4):
+            await raised.refresh(here)
+        assert retry_after(await instance_a.gql(REFRESH, {"t": "whatever"})) > 0  # the 5th
+        await raised.refresh(here)  # the 6th
+        with pytest.raises(AuthError) as refused:
+            await raised.refresh(here)
+        assert refused.value.code is ErrorCode.RATE_LIMITED
+    finally:
+        await raised.close()
+
+
+async def test_a_lowered_failure_limit_applies_to_the_failures_already_counted(
+    instance_a: Harness,
+) -> None:
+    # Lowering KEYTURN_LOGIN_MAX_FAILURES_PER_ACCOUNT in the middle of an attack must not hand
+    # the attacker a fresh budget.
+    for _ in range(2):
+        assert (await attempt(instance_a, "user@example.com", WRONG)).codes == [
+            "INVALID_CREDENTIALS"
+        ]
+    lowered = Throttle(
+        instance_a.settings.model_copy(update={"login_max_failures_per_account": 2}),
+        instance_a.clock,
+    )
+    try:
+        with pytest.raises(AuthError) as refused:
+            async with lowered.login("user@example.com", ELSEWHERE):
+                pytest.fail("a lowered limit let the account try again")
+        assert refused.value.code is ErrorCode.RATE_LIMITED
+    finally:
+        await lowered.close()
+
+
 async def test_a_success_on_either_instance_clears_the_account(
     instance_a: Harness, instance_b: Throttle
 ) -> None:
