@@ -136,17 +136,15 @@ class KeyturnAsyncpgClient(AsyncpgDBClient):
         left, fails with TimeoutError, as the pool's own does."""
         await PoolConnectionWrapper(self, self._pool_init_lock).ensure_connection()
         assert self._pool is not None
-        if deadline is None:
-            proxy: PoolConnectionProxy = await self._pool.acquire(timeout=self.wait_limit)
-            return proxy
-        if deadline <= asyncio.get_running_loop().time():
+        if deadline is not None and deadline <= asyncio.get_running_loop().time():
             raise TimeoutError
-        # The pool is given the whole limit still: asyncpg keeps it as the budget of the
-        # connection's return (to wait for a cancelled statement to end, else to drop the
-        # connection), and a held connection taken with 0.1 s left would keep 0.1 s for as
-        # long as it is held.
+        # The pool is given the whole limit even under a deadline (None: no deadline): asyncpg
+        # keeps it as the budget of the connection's return (to wait for a cancelled statement
+        # to end, else to drop the connection), and a held connection taken with 0.1 s left
+        # would keep 0.1 s for as long as it is held.
         async with asyncio.timeout_at(deadline):
-            return cast(PoolConnectionProxy, await self._pool.acquire(timeout=self.wait_limit))
+            proxy: PoolConnectionProxy = await self._pool.acquire(timeout=self.wait_limit)
+        return proxy
 
     @property
     def wait_limit(self) -> float:

@@ -40,6 +40,7 @@ from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.storage import RedisStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 from limits.errors import StorageError
+from limits.limits import safe_string
 from limits.util import WindowStats
 from redis.asyncio import ConnectionPool
 from redis.asyncio.retry import Retry
@@ -89,7 +90,7 @@ class _Window(RateLimitItemPerSecond):
     """
 
     def key_for(self, *identifiers: bytes | str | int | float) -> str:
-        named = "/".join(str(part) for part in identifiers)
+        named = "/".join(safe_string(part) for part in identifiers)
         return f"{self.namespace}/{named}/{self.multiples}s"
 
 

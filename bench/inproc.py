@@ -57,6 +57,7 @@ REFRESH_POOL = 64
 TYPENAME = json.dumps({"query": "{ __typename }"}).encode()
 SESSIONS = 16
 CLIENTS = 16  # callers at once in `keyturn refresh x16`; REFRESH_POOL is a multiple
+REFRESH_SHARE = 4  # a refresh case runs this fraction of --requests: each costs several `me`s
 
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
@@ -108,6 +109,10 @@ async def timed(app: App, scopes: list[dict[str, Any]], body: bytes, n: int) -> 
     for i in range(n):
         await call(app, scopes[i % len(scopes)], body)
     return (time.perf_counter() - started) / n * 1e6
+
+
+def refreshes(requests: int) -> int:
+    return requests // REFRESH_SHARE
 
 
 class Rotations:
@@ -171,8 +176,8 @@ async def main_async(args: argparse.Namespace) -> None:
             "short floor me": lambda n: timed(short_floor, me_scopes, ME, n),
             "keyturn typename": lambda n: timed(keyturn, [scope(None)], TYPENAME, n),
             "keyturn me": lambda n: timed(keyturn, me_scopes, ME, n),
-            "keyturn refresh": lambda n: rotations.timed(keyturn, n // 4),
-            "keyturn refresh x16": lambda n: rotations.timed(keyturn, n // 4, CLIENTS),
+            "keyturn refresh": lambda n: rotations.timed(keyturn, refreshes(n)),
+            "keyturn refresh x16": lambda n: rotations.timed(keyturn, refreshes(n), CLIENTS),
         }
         if args.cases:
             cases = {name: case for name, case in cases.items() if name in args.cases}
@@ -192,7 +197,7 @@ async def main_async(args: argparse.Namespace) -> None:
             for name, case in cases.items():
                 cpu_before, loop_before = time.process_time(), time.thread_time()
                 samples[name].append(await case(args.requests))
-                requests = args.requests // 4 if "refresh" in name else args.requests
+                requests = refreshes(args.requests) if "refresh" in name else args.requests
                 cpu[name].append((time.process_time() - cpu_before) / requests * 1e6)
                 loop_cpu[name].append((time.thread_time() - loop_before) / requests * 1e6)
         floor_us = statistics.median(samples["floor me"]) if "floor me" in samples else None

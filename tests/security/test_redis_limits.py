@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 
@@ -51,11 +53,21 @@ async def instance_a(app_factory: AppFactory, redis_url: str) -> Harness:
     return api
 
 
+@asynccontextmanager
+async def another_instance(instance_a: Harness, **settings: Any) -> AsyncIterator[Throttle]:
+    """The throttle another process of instance A's deployment would build, with `settings`
+    changed (a limit changed on a rolling restart, say)."""
+    throttle = Throttle(instance_a.settings.model_copy(update=settings), instance_a.clock)
+    try:
+        yield throttle
+    finally:
+        await throttle.close()
+
+
 @pytest.fixture
 async def instance_b(instance_a: Harness) -> AsyncIterator[Throttle]:
-    throttle = Throttle(instance_a.settings, instance_a.clock)
-    yield throttle
-    await throttle.close()
+    async with another_instance(instance_a) as throttle:
+        yield throttle
 
 
 async def test_failures_on_one_instance_lock_the_account_on_the_other(
@@ -99,11 +111,8 @@ async def test_a_changed_limit_counts_on_from_where_the_old_one_left(
 ) -> None:
     # Instance B is the same deployment after KEYTURN_REFRESH_MAX_PER_IP went from 4 to 6 on a
     # rolling restart: both count on one counter, each by its own limit.
-    raised = Throttle(
-        instance_a.settings.model_copy(update={"refresh_max_per_ip": 6}), instance_a.clock
-    )
     here = ClientInfo(ip_address="127.0.0.1")
-    try:
+    async with another_instance(instance_a, refresh_max_per_ip=6) as raised:
         for _ in range(4):
             await raised.refresh(here)
         assert retry_after(await instance_a.gql(REFRESH, {"t": "whatever"})) > 0  # the 5th
@@ -111,8 +120,6 @@ async def test_a_changed_limit_counts_on_from_where_the_old_one_left(
         with pytest.raises(AuthError) as refused:
             await raised.refresh(here)
         assert refused.value.code is ErrorCode.RATE_LIMITED
-    finally:
-        await raised.close()
 
 
 async def test_a_lowered_failure_limit_applies_to_the_failures_already_counted(
@@ -124,17 +131,11 @@ async def test_a_lowered_failure_limit_applies_to_the_failures_already_counted(
         assert (await attempt(instance_a, "user@example.com", WRONG)).codes == [
             "INVALID_CREDENTIALS"
         ]
-    lowered = Throttle(
-        instance_a.settings.model_copy(update={"login_max_failures_per_account": 2}),
-        instance_a.clock,
-    )
-    try:
+    async with another_instance(instance_a, login_max_failures_per_account=2) as lowered:
         with pytest.raises(AuthError) as refused:
             async with lowered.login("user@example.com", ELSEWHERE):
                 pytest.fail("a lowered limit let the account try again")
         assert refused.value.code is ErrorCode.RATE_LIMITED
-    finally:
-        await lowered.close()
 
 
 async def test_a_success_on_either_instance_clears_the_account(
@@ -184,13 +185,13 @@ async def test_a_proven_password_stands_when_the_store_fails_before_it_is_forgiv
     proxy = TcpProxy(REDIS_HOST, REDIS_PORT)
     await proxy.start()
     through_proxy = redis_url.replace(f":{REDIS_PORT}/", f":{proxy.port}/")
-    settings = instance_a.settings.model_copy(update={"redis_url": through_proxy})
-    throttle = Throttle(settings, instance_a.clock)
     try:
-        async with throttle.login("user@example.com", ELSEWHERE):
+        async with (
+            another_instance(instance_a, redis_url=through_proxy) as throttle,
+            throttle.login("user@example.com", ELSEWHERE),
+        ):
             await proxy.stop()  # the password was right; then Redis goes away
     finally:
-        await throttle.close()
         await proxy.stop()
     # The failure it reserved stays counted, until the next right password clears it.
     for _ in range(2):
