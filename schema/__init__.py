@@ -22,6 +22,7 @@ from strawberry.types.graphql import OperationType
 from api.settings import Settings
 from schema.admin import AdminMutation, AdminQuery
 from schema.auth import AuthMutation, AuthQuery
+from schema.direct import resolve_directly
 from schema.documents import CachedDocuments, DocumentCache
 from schema.errors import contract_error, drop_tracebacks
 from schema.execution import KeyturnExecutionContext
@@ -65,6 +66,7 @@ class KeyturnSchema(strawberry.Schema):
         super().__init__(*args, **kwargs)
         self.suggestions = suggestions
         self.documents = documents
+        self.direct_fields = resolve_directly(self)
         # The short path only while the document cache is all the extensions there are: any
         # other would be skipped by it.
         extensions = self.get_extensions()
