@@ -1,5 +1,6 @@
 """Fields resolved directly (schema/direct.py) answer exactly as strawberry's own wrapper does,
-and only the fields where that wrapper has nothing to do are resolved that way."""
+extensions and permissions included, and only the fields where that wrapper has nothing else to
+do are resolved that way."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 
 import pytest
 import strawberry
-from strawberry.permission import BasePermission
+from strawberry.extensions import FieldExtension
+from strawberry.permission import BasePermission, PermissionExtension
 from strawberry.relay import GlobalID
 from strawberry.schema.exception_handlers import ExceptionHandler
 
@@ -32,6 +34,39 @@ class Never(BasePermission):
 
     def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
         return False
+
+
+class OnlyForMe(BasePermission):
+    """Async, as Keyturn's are; refuses by raising, or by answering False, or wrongly."""
+
+    message = "not you"
+    error_extensions = {"code": "FORBIDDEN"}
+
+    async def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+        who = info.context["who"]
+        info.context["seen"] = kwargs
+        if who == "raise":
+            raise ValueError("raised")
+        if who == "odd":
+            return "yes"  # type: ignore[return-value]
+        return bool(who == "me" and kwargs.get("text") != "no")
+
+
+class Shout(FieldExtension):
+    """Changes the answer, after the resolver: part of the resolving chain only."""
+
+    async def resolve_async(self, next_: Any, source: Any, info: strawberry.Info, **kwargs: Any):
+        return (await next_(source, info, **kwargs)).upper()
+
+
+class Rename(FieldExtension):
+    """Reshapes the arguments, which strawberry does in its conversion: not direct."""
+
+    def map_arguments(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        return {"text": f"renamed {kwargs.get('text')}"}
+
+    async def resolve_async(self, next_: Any, source: Any, info: strawberry.Info, **kwargs: Any):
+        return await next_(source, info, **kwargs)
 
 
 @strawberry.type
@@ -91,6 +126,22 @@ class Toy:
     async def fails(self, text: str) -> str:
         raise ValueError(f"no {text}")
 
+    @strawberry.field(permission_classes=[OnlyForMe])
+    async def mine(self, info: strawberry.Info, text: str | None = None) -> str:
+        return f"{info.context['who']} {text}"
+
+    @strawberry.field(permission_classes=[OnlyForMe], extensions=[Shout()])
+    async def loud(self, text: str) -> str:
+        return text
+
+    @strawberry.field(extensions=[PermissionExtension([OnlyForMe()], fail_silently=True)])
+    async def quiet(self, text: str) -> str | None:
+        return text
+
+    @strawberry.field(extensions=[Rename()])
+    async def renamed(self, text: str) -> str:
+        return text
+
 
 DOCUMENTS: list[tuple[str, dict[str, Any] | None]] = [
     ("{ echo }", None),
@@ -108,6 +159,9 @@ DOCUMENTS: list[tuple[str, dict[str, Any] | None]] = [
     ('{ fails(text: "x") }', None),
     ('{ echo(colour: "RED") }', None),
     ("query ($c: Colour) { echo(colour: $c) }", {"c": "GREEN"}),
+    ('{ mine(text: "a") loud(text: "b") quiet(text: "c") renamed(text: "d") }', None),
+    ('{ mine(text: "no") loud(text: "no") quiet(text: "no") }', None),
+    ("{ mine }", None),
 ]
 
 
@@ -116,9 +170,10 @@ def outcome(result: Any) -> tuple[Any, list[tuple[str, Any, Any]]]:
     return result.data, errors
 
 
+@pytest.mark.parametrize("who", ["me", "you", "raise", "odd"])
 @pytest.mark.parametrize(("document", "variables"), DOCUMENTS)
 async def test_a_field_answers_as_strawberrys_own_resolver_does(
-    document: str, variables: dict[str, Any] | None, monkeypatch: pytest.MonkeyPatch
+    document: str, variables: dict[str, Any] | None, who: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     direct = KeyturnSchema(query=Toy)
     with monkeypatch.context() as patched:
@@ -126,7 +181,7 @@ async def test_a_field_answers_as_strawberrys_own_resolver_does(
         stock = KeyturnSchema(query=Toy)
     assert stock.direct_fields == ()
     assert "Toy.echo" in direct.direct_fields  # else this compares strawberry with itself
-    context = {"who": "me"}
+    context = {"who": who}
     expected = await stock.execute(document, variables, context_value=context)
     got = await direct.execute(document, variables, context_value=context)
     assert outcome(got) == outcome(expected)
@@ -144,29 +199,42 @@ async def test_the_resolver_is_handed_what_strawberry_hands_it() -> None:
     assert result.data["echo"].startswith("(UNSET, UNSET, ")
 
 
-def test_only_fields_whose_wrapper_does_nothing_are_resolved_directly() -> None:
+async def test_a_permission_sees_the_arguments_by_their_python_names() -> None:
+    context: dict[str, Any] = {"who": "me"}
+    result = await KeyturnSchema(query=Toy).execute('{ mine(text: "a") }', context_value=context)
+    assert result.data == {"mine": "me a"}
+    assert context["seen"] == {"text": "a"}
+
+
+def test_only_fields_whose_wrapper_does_nothing_else_are_resolved_directly() -> None:
     direct = KeyturnSchema(query=Toy).direct_fields
-    # Not: an input object (area), a list (many), a GlobalID (node), a permission (guarded);
-    # Leaf.n has no resolver, and keeps strawberry's own shortcut for plain attributes.
+    # Not: an input object (area), a list (many), a GlobalID (node), an extension that reshapes
+    # the arguments (renamed). Leaf.n has no resolver, and keeps strawberry's own shortcut for
+    # plain attributes.
     assert set(direct) == {
         "Toy.echo",
         "Toy.plain",
         "Toy.leaf",
         "Toy.fails",
+        "Toy.guarded",
+        "Toy.mine",
+        "Toy.loud",
+        "Toy.quiet",
         "Leaf.doubled",
         "Leaf.plus",
     }
 
 
-def test_keyturns_refresh_and_logout_are_resolved_directly_and_guarded_fields_are_not() -> None:
+def test_keyturns_hot_fields_are_resolved_directly() -> None:
     keyturn = KeyturnSchema(query=Query, mutation=Mutation)
-    assert {"Mutation.refresh", "Mutation.logout"} <= set(keyturn.direct_fields)
+    hot = {"Query.me", "Query.mySessions", "Mutation.refresh", "Mutation.revokeSession"}
+    assert hot <= set(keyturn.direct_fields)
     mutations = keyturn._schema.mutation_type
     assert mutations is not None
     assert mutations.fields["refresh"].resolve.__module__ == "schema.direct"
-    # Permission classes and input objects go through strawberry's wrapper, which applies them.
-    for guarded in ("Query.me", "Mutation.logoutAll", "Mutation.changePassword", "Mutation.login"):
-        assert guarded not in keyturn.direct_fields
+    assert keyturn._schema.query_type.fields["me"].resolve.__module__ == "schema.direct"
+    # An input object is converted by strawberry's wrapper.
+    assert "Mutation.login" not in keyturn.direct_fields
 
 
 @strawberry.type
