@@ -40,7 +40,9 @@ def resolve_directly(schema: strawberry.Schema) -> tuple[str, ...]:
     that applies them.
     """
     converter = schema.schema_converter
-    if getattr(converter, "_exception_handler_specs", ()) != ():
+    if getattr(schema, "exception_handlers", ()) or getattr(
+        converter, "_exception_handler_specs", ()
+    ):
         return ()
     direct = []
     for graphql_type in schema._schema.type_map.values():
@@ -59,6 +61,8 @@ def _qualifies(schema: strawberry.Schema, field: StrawberryField) -> bool:
     resolver = field.base_resolver
     if resolver is None or not callable(resolver.wrapped_func):  # unbound: strawberry's error
         return False
+    if field.is_subscription:
+        return False  # graphql-core subscribes to these; strawberry's wrapper stays
     if field.extensions:
         info = resolver.info_parameter
         # strawberry hands the extensions `info` apart from the arguments only under that name.
