@@ -58,6 +58,14 @@ TYPENAME = json.dumps({"query": "{ __typename }"}).encode()
 SESSIONS = 16
 CLIENTS = 16  # callers at once in `keyturn refresh x16`; REFRESH_POOL is a multiple
 REFRESH_SHARE = 4  # a refresh case runs this fraction of --requests: each costs several `me`s
+CASES = (
+    "floor me",
+    "short floor me",
+    "keyturn typename",
+    "keyturn me",
+    "keyturn refresh",
+    "keyturn refresh x16",
+)
 
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
@@ -109,6 +117,14 @@ async def timed(app: App, scopes: list[dict[str, Any]], body: bytes, n: int) -> 
     for i in range(n):
         await call(app, scopes[i % len(scopes)], body)
     return (time.perf_counter() - started) / n * 1e6
+
+
+def case_names(text: str) -> set[str]:
+    """--cases: names of CASES, comma-separated; an unknown one is refused, not left out."""
+    names = {name.strip() for name in text.split(",")}
+    if unknown := names - set(CASES):
+        raise argparse.ArgumentTypeError(f"no such case: {', '.join(sorted(unknown))}")
+    return names
 
 
 def refreshes(requests: int) -> int:
@@ -179,8 +195,10 @@ async def main_async(args: argparse.Namespace) -> None:
             "keyturn refresh": lambda n: rotations.timed(keyturn, refreshes(n)),
             "keyturn refresh x16": lambda n: rotations.timed(keyturn, refreshes(n), CLIENTS),
         }
+        assert tuple(cases) == CASES, "CASES names every case, in this order"
         if args.cases:
-            cases = {name: case for name, case in cases.items() if name in args.cases}
+            chosen = args.cases | {args.profile}
+            cases = {name: case for name, case in cases.items() if name in chosen}
         for case in cases.values():  # warm every cache
             await case(200)
         if args.profile:
@@ -231,20 +249,10 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument(
         "--cases",
-        type=lambda text: set(text.split(",")),
+        type=case_names,
         help="only these cases, comma-separated (e.g. 'keyturn me,keyturn refresh x16')",
     )
-    parser.add_argument(
-        "--profile",
-        choices=(
-            "floor me",
-            "short floor me",
-            "keyturn typename",
-            "keyturn me",
-            "keyturn refresh",
-            "keyturn refresh x16",
-        ),
-    )
+    parser.add_argument("--profile", choices=CASES)
     # uvloop, the loop `keyturn serve` runs on: asyncio's own costs more per round trip.
     uvloop.run(main_async(parser.parse_args()))
 

@@ -23,11 +23,9 @@ import strawberry
 from graphql import GraphQLObjectType, GraphQLResolveInfo
 from strawberry.extensions.field_extension import FieldExtension, build_field_extension_resolvers
 from strawberry.relay.types import GlobalID
-from strawberry.scalars import is_scalar
 from strawberry.schema.schema_converter import GraphQLCoreConverter
-from strawberry.types.arguments import StrawberryArgument
+from strawberry.types.arguments import StrawberryArgument, _is_leaf_type
 from strawberry.types.base import StrawberryMaybe, StrawberryOptional, StrawberryType
-from strawberry.types.enum import StrawberryEnumDefinition, has_enum_definition
 from strawberry.types.field import StrawberryField
 
 Resolver = Callable[..., Any]
@@ -39,10 +37,7 @@ def resolve_directly(schema: strawberry.Schema) -> tuple[str, ...]:
     A schema with exception handlers keeps strawberry's resolvers throughout: it is the wrapper
     that applies them.
     """
-    converter = schema.schema_converter
-    if getattr(schema, "exception_handlers", ()) or getattr(
-        converter, "_exception_handler_specs", ()
-    ):
+    if getattr(schema, "exception_handlers", ()):
         return ()
     direct = []
     for graphql_type in schema._schema.type_map.values():
@@ -79,17 +74,16 @@ def _qualifies(schema: strawberry.Schema, field: StrawberryField) -> bool:
 
 
 def _is_leaf(schema: strawberry.Schema, argument: StrawberryArgument) -> bool:
-    """A scalar or an enum, or null: values that strawberry's conversion returns unchanged."""
+    """A scalar or an enum, or null: values that strawberry's conversion returns unchanged,
+    by the conversion's own test of a leaf (a GlobalID is decoded from its text, a Maybe
+    wrapped in Some())."""
     kind: StrawberryType | type = argument.type
     if isinstance(kind, StrawberryMaybe):
-        return False  # wrapped in Some() by the conversion
+        return False
     if isinstance(kind, StrawberryOptional):
         kind = kind.of_type
-    if kind is GlobalID:
-        return False  # decoded from its text by the conversion
-    if isinstance(kind, StrawberryEnumDefinition) or has_enum_definition(kind):
-        return True
-    return is_scalar(kind, schema.schema_converter.scalar_registry)
+    registry = schema.schema_converter.scalar_registry
+    return _is_leaf_type(kind, registry, skip_classes=(GlobalID,))
 
 
 def _direct_resolver(schema: strawberry.Schema, field: StrawberryField) -> Resolver:

@@ -5,6 +5,7 @@ do are resolved that way."""
 from __future__ import annotations
 
 import enum
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -142,6 +143,10 @@ class Toy:
     async def renamed(self, text: str) -> str:
         return text
 
+    @strawberry.field(permission_classes=[OnlyForMe])
+    async def other_info(self, inf: strawberry.Info, text: str) -> str:
+        return f"{inf.field_name} {text}"
+
 
 DOCUMENTS: list[tuple[str, dict[str, Any] | None]] = [
     ("{ echo }", None),
@@ -162,6 +167,7 @@ DOCUMENTS: list[tuple[str, dict[str, Any] | None]] = [
     ('{ mine(text: "a") loud(text: "b") quiet(text: "c") renamed(text: "d") }', None),
     ('{ mine(text: "no") loud(text: "no") quiet(text: "no") }', None),
     ("{ mine }", None),
+    ('{ otherInfo(text: "a") }', None),
 ]
 
 
@@ -209,8 +215,9 @@ async def test_a_permission_sees_the_arguments_by_their_python_names() -> None:
 def test_only_fields_whose_wrapper_does_nothing_else_are_resolved_directly() -> None:
     direct = KeyturnSchema(query=Toy).direct_fields
     # Not: an input object (area), a list (many), a GlobalID (node), an extension that reshapes
-    # the arguments (renamed). Leaf.n has no resolver, and keeps strawberry's own shortcut for
-    # plain attributes.
+    # the arguments (renamed), extensions with `info` under another name (other_info, where
+    # strawberry hands it to them among the arguments). Leaf.n has no resolver, and keeps
+    # strawberry's own shortcut for plain attributes.
     assert set(direct) == {
         "Toy.echo",
         "Toy.plain",
@@ -257,6 +264,22 @@ class WithUnion:
 class Handler(ExceptionHandler[ValueError, Failed]):
     def handle(self, exc: ValueError, **kwargs: Any) -> Failed:
         return Failed(reason=str(exc))
+
+
+@strawberry.type
+class Ticks:
+    @strawberry.subscription
+    async def ticks(self, upto: int) -> AsyncIterator[int]:
+        for tick in range(upto):
+            yield tick
+
+
+async def test_a_subscription_keeps_strawberrys_resolver() -> None:
+    ticking = KeyturnSchema(query=Toy, subscription=Ticks)
+    assert "Ticks.ticks" not in ticking.direct_fields
+    assert "Toy.echo" in ticking.direct_fields
+    stream = await ticking.subscribe("subscription { ticks(upto: 2) }")
+    assert [result.data async for result in stream] == [{"ticks": 0}, {"ticks": 1}]
 
 
 def test_a_schema_with_exception_handlers_keeps_strawberrys_resolvers() -> None:
